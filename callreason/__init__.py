@@ -1,0 +1,1 @@
+"""Hierarchical call-reason classification pipeline."""

