@@ -1226,12 +1226,12 @@ def generate_demo_data(seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 
     return taxonomy, labeled, unlabeled
 
 
-def write_demo_data(root: Path, seed: int = 0) -> None:
+def write_demo_data(root: Path, seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 5000) -> None:
     """Writes root/taxonomy/taxonomy.json (indent=2), root/data/phase2_labeled.parquet,
     root/data/unlabeled_summaries.parquet (call_id, summary only) and root/data/demo_unlabeled_gold.parquet
     (call_id, level_1, level_2, level_3). Creates folders. Deterministic: same seed -> byte-identical files."""
     root = Path(root)
-    taxonomy, labeled, unlabeled = generate_demo_data(seed=seed)
+    taxonomy, labeled, unlabeled = generate_demo_data(seed=seed, n_labeled=n_labeled, n_unlabeled=n_unlabeled)
     (root / "taxonomy").mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "taxonomy" / "taxonomy.json").write_text(json.dumps(taxonomy, indent=2) + "\n", encoding="utf-8")

@@ -1,7 +1,7 @@
 """The per-level text classifier: a pretrained encoder, a pooling step and a linear head.
 
 Saved as a plain Hugging Face folder (``model.safetensors`` + ``config.json`` + tokenizer files)
-plus ``head.safetensors`` and ``classifier.json`` (pooling, labels, temperature). Loading never
+plus ``head.safetensors`` and ``classifier.json`` (pooling, labels, max_length). Loading never
 uses ``trust_remote_code`` and never unpickles anything.
 """
 
@@ -62,7 +62,6 @@ class ClassifierConfig:
     pooling: str = "mean"  # "mean" or "cls"
     normalize: bool = False  # L2-normalise the pooled vector (sentence-embedding models)
     max_length: int = 256
-    temperature: float = 1.0  # softmax temperature fitted on validation data (1.0 = uncalibrated)
     level: str = ""
 
 
@@ -120,6 +119,16 @@ class TextClassifier(nn.Module):
         return out
 
 
+def _revision_kwargs(path: str, revision: str | None) -> dict[str, str | None]:
+    return {} if Path(path).exists() else {"revision": revision}
+
+
+def load_base_tokenizer(base: str, revision: str | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``model.base`` (local folders and the embedded model need no network)."""
+    path = resolve_base_model(base)
+    return AutoTokenizer.from_pretrained(path, **_revision_kwargs(path, revision))
+
+
 def build_classifier(
     base: str,
     labels: list[str],
@@ -131,9 +140,8 @@ def build_classifier(
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
     """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder."""
     path = resolve_base_model(base)
-    kwargs = {} if Path(path).exists() else {"revision": revision}
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    encoder = AutoModel.from_pretrained(path, **kwargs)
+    tokenizer = load_base_tokenizer(base, revision)
+    encoder = AutoModel.from_pretrained(path, **_revision_kwargs(path, revision))
     if pooling == "auto":
         pooling = default_pooling(path)
     config = ClassifierConfig(

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
-from callreason.modeling import TextClassifier, pad_batch, run_batched, tokenize
+from callreason.io import atomic_path
+from callreason.modeling import (
+    TextClassifier, build_classifier, load_base_tokenizer, pad_batch, run_batched, save_classifier, tokenize,
+)
 
 
 @dataclass
@@ -248,3 +253,84 @@ def train_classifier(
         "train_samples_per_second": result.metrics.get("train_samples_per_second", math.nan),
         "bf16": use_bf16,
     }
+
+
+def settings_from_params(params: dict[str, Any], level: str) -> TrainSettings:
+    """TrainSettings for ``level`` from params.yaml: top-level ``epochs``/``seed``, ``train``, ``level_N``."""
+    shared = params["train"]
+    return TrainSettings(
+        epochs=int(params["epochs"]),
+        seed=int(params["seed"]),
+        batch_size=int(shared["batch_size"]),
+        encoder_lr=float(params[level]["encoder_lr"]),
+        head_lr=float(params[level]["head_lr"]),
+        weight_decay=float(shared["weight_decay"]),
+        warmup_ratio=float(shared["warmup_ratio"]),
+        label_smoothing=float(shared["label_smoothing"]),
+        patience=int(shared["patience"]),
+        linear_probe=bool(shared["linear_probe"]),
+        probe_c=float(shared["probe_c"]),
+        frozen_layers=int(shared["frozen_layers"]),
+        bf16=shared["bf16"],
+    )
+
+
+def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], setting: int | str) -> int:
+    """``auto``: the 99th percentile of token lengths rounded up to a multiple of 8, capped at 512."""
+    limit = min(512, tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512)
+    if setting != "auto":
+        return min(int(setting), limit)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    p99 = int(np.percentile(lengths, 99)) if lengths else limit
+    return int(min(limit, max(16, -(-p99 // 8) * 8)))
+
+
+def is_main_process() -> bool:
+    """True on the process that writes outputs (rank 0 under ``accelerate launch``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def fit_level(
+    level: str,
+    train_rows: pd.DataFrame,
+    val_rows: pd.DataFrame,
+    labels: list[str],
+    params: dict[str, Any],
+    model_dir: Path,
+    live_dir: Path,
+    work_dir: Path,
+    sample_weight: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Train ``level``'s classifier on ``train_rows`` (columns ``summary``, ``{level}_id``) and save it.
+
+    The model folder is written to a temporary sibling and moved into place when complete, so an
+    interrupted run leaves the previous model intact. Returns the training summary.
+    """
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    settings = settings_from_params(params, level)
+    if params["train"].get("confidence_weighting") and sample_weight is None:
+        sample_weight = train_rows["confidence"].to_numpy(np.float32)
+    model_params = params["model"]
+    tokenizer = load_base_tokenizer(model_params["base"], model_params.get("revision"))
+    max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_params["max_length"])
+    model, tokenizer = build_classifier(
+        model_params["base"], labels, pooling=model_params["pooling"], max_length=max_length,
+        revision=model_params.get("revision"), label_smoothing=settings.label_smoothing, level=level,
+    )
+    callbacks = []
+    if is_main_process():
+        callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
+    summary = train_classifier(
+        model, tokenizer,
+        train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
+        val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
+        settings, work_dir, sample_weight=sample_weight, callbacks=callbacks,
+    )
+    summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
+                    "max_length": max_length, "classes": len(labels)})
+    if is_main_process():
+        with atomic_path(model_dir) as tmp:
+            save_classifier(model, tokenizer, tmp)
+    return summary

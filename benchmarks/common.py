@@ -1,0 +1,130 @@
+"""Shared pieces of the benchmarks: data sets, one split for every approach, and the baselines.
+
+Data sets: the committed demo data, and BANKING77 from ``../shared/benchmarks/banking77`` when that
+folder exists (never copied into the repo). Every approach is scored on the same gold test rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_union
+
+from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.evaluation import calibrate
+from callreason.io import load_params
+from callreason.metrics import evaluation_metrics
+from callreason.modeling import build_classifier, run_batched
+from callreason.predict import HierarchicalPredictor
+from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.training import fit_level
+from callreason.validation import filter_confident, validate_labeled
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "benchmarks"
+
+
+def load_benchmark(name: str, params: dict[str, Any]) -> tuple[pd.DataFrame, Taxonomy]:
+    """``demo``, ``banking77-1940`` (stratified 1,940-row subset) or ``banking77`` (all 7,846 rows),
+    validated and filtered like the pipeline's filter stage."""
+    if name == "demo":
+        source, taxonomy_path = ROOT / params["data"]["labeled"], ROOT / params["data"]["taxonomy"]
+    else:
+        source, taxonomy_path = SHARED / "banking77" / "labeled.parquet", SHARED / "banking77" / "taxonomy.json"
+    taxonomy = Taxonomy.load(taxonomy_path)
+    frame, _ = validate_labeled(pd.read_parquet(source), taxonomy, str(source))
+    frame, _ = filter_confident(frame, params["filter"]["min_confidence"], str(source))
+    if name == "banking77-1940":
+        from sklearn.model_selection import train_test_split
+
+        frame, _ = train_test_split(frame, train_size=1940, stratify=frame["level_3"], random_state=0)
+    return frame.reset_index(drop=True), taxonomy
+
+
+def split_dataset(frame: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, Any]) -> pd.DataFrame:
+    """The pipeline's own encode step: label ids and the call_id-hash split."""
+    split = params["split"]
+    data, _ = encode_dataset(frame, taxonomy, split["test_fraction"], split["val_fraction"], params["seed"],
+                             split["min_rows_per_class"])
+    return data
+
+
+def score(test: pd.DataFrame, level_probs: list[np.ndarray], taxonomy: Taxonomy) -> dict[str, Any]:
+    return evaluation_metrics(test[[f"{lv}_id" for lv in LEVELS]].to_numpy(), level_probs, taxonomy)
+
+
+def full_probs(model: Any, features: Any, n_classes: int) -> np.ndarray:
+    """``predict_proba`` spread over all ``n_classes`` (classes absent from training get 0)."""
+    probs = np.zeros((features.shape[0], n_classes))
+    probs[:, model.classes_] = model.predict_proba(features)
+    return probs
+
+
+def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy) -> list[np.ndarray]:
+    """(a) TF-IDF word 1-2 + char 2-5 grams, logistic regression per level."""
+    vectorizer = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+    )
+    x_train, x_test = vectorizer.fit_transform(train["summary"]), None
+    x_test = vectorizer.transform(test["summary"])
+    return [full_probs(LogisticRegression(C=20, max_iter=3000).fit(x_train, train[f"{lv}_id"]), x_test,
+                       len(taxonomy.labels[lv])) for lv in LEVELS]
+
+
+def frozen_embeddings_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy, base: str) -> list[np.ndarray]:
+    """(b) frozen pooled embeddings of ``base`` (mean pooling for sentence models), logistic regression."""
+    model, tokenizer = build_classifier(base, ["x"], max_length=256)
+    x_train = run_batched(model, tokenizer, train["summary"].tolist(), output="pooled")
+    x_test = run_batched(model, tokenizer, test["summary"].tolist(), output="pooled")
+    return [full_probs(LogisticRegression(C=10, max_iter=3000).fit(x_train, train[f"{lv}_id"]), x_test,
+                       len(taxonomy.labels[lv])) for lv in LEVELS]
+
+
+def pipeline_levels(data: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, Any], work: Path,
+                    levels: tuple[str, ...] = LEVELS) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """(d) the train stages as configured in params.yaml, then calibrated joint decoding."""
+    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    summaries = {}
+    for level in levels:
+        summaries[level] = fit_level(level, train, val, taxonomy.labels[level], params, work / level,
+                                     work / "dvclive" / level, work / "scratch" / level)
+    write_label_encoders(taxonomy, work / "label_encoders")
+    predictor = HierarchicalPredictor.load(work, calibrated=False)
+    calibrate(predictor, val)
+    return predictor.level_probs(test["summary"].tolist()), summaries
+
+
+def timed(function: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> str:
+    """A markdown table of per-level macro-F1, path accuracy and seconds; returned and printed."""
+    lines = [f"### {title}", "", "| approach | L1 macro-F1 | L2 macro-F1 | L3 macro-F1 | path acc | seconds |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        m = row["metrics"]
+        lines.append(f"| {row['approach']} | {m['level_1']['macro_f1']:.3f} | {m['level_2']['macro_f1']:.3f} | "
+                     f"{m['level_3']['macro_f1']:.3f} | {m['path']['accuracy']:.3f} | {row['seconds']:.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text, flush=True)
+    return text
+
+
+def default_params() -> dict[str, Any]:
+    return load_params(ROOT / "params.yaml")
+
+
+def dump(rows: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))

@@ -1,0 +1,53 @@
+"""The encode step: label ids from the taxonomy, the split, and the label encoders for inference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from callreason.io import read_parquet
+from callreason.split import assign_split
+from callreason.taxonomy import LEVELS, Taxonomy
+
+DATASET_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_id" for lv in LEVELS), "confidence", "split")
+"""Columns of ``data/prepared/dataset.parquet``: the filtered rows, their label ids and split side."""
+
+
+def encode_dataset(
+    frame: pd.DataFrame, taxonomy: Taxonomy, test_fraction: float, val_fraction: float, seed: int,
+    min_rows_per_class: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Add ``level_N_id`` and ``split`` to validated, filtered rows; returns (dataset, report)."""
+    data = frame.loc[:, ["call_id", "summary", *LEVELS, "confidence"]].copy()
+    for level in LEVELS:
+        data[f"{level}_id"] = taxonomy.ids(level, data[level])
+    data["split"] = assign_split(data["call_id"], data["level_3"], test_fraction, val_fraction, seed,
+                                 min_rows_per_class)
+    data = data.loc[:, list(DATASET_COLUMNS)].sort_values("call_id", kind="stable").reset_index(drop=True)
+    counts = data["level_3"].value_counts()
+    report: dict[str, Any] = {
+        "rows": {side: int((data["split"] == side).sum()) for side in ("train", "val", "test")},
+        "classes": {level: len(taxonomy.labels[level]) for level in LEVELS},
+        "classes_with_rows": {level: int(data[level].nunique()) for level in LEVELS},
+        "level_3_without_rows": sorted(set(taxonomy.labels["level_3"]) - set(counts.index)),
+        "level_3_train_only": sorted(counts[counts < min_rows_per_class].index),
+        "level_3_without_test_rows": sorted(set(counts.index) - set(data.loc[data["split"] == "test", "level_3"])),
+    }
+    return data, report
+
+
+def write_label_encoders(taxonomy: Taxonomy, folder: Path) -> None:
+    """``level_N_classes.csv`` (column ``label``, row number = class id) and ``taxonomy.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for level in LEVELS:
+        pd.DataFrame({"label": taxonomy.labels[level]}).to_csv(folder / f"{level}_classes.csv", index=False)
+    (folder / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
+
+
+def load_dataset(path: str | Path, split: str | None = None) -> pd.DataFrame:
+    """The prepared dataset, optionally one split side."""
+    data = read_parquet(path, "prepared dataset (run `dvc repro encode`)")
+    return data if split is None else data[data["split"] == split].reset_index(drop=True)

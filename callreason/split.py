@@ -1,0 +1,42 @@
+"""Deterministic train/val/test assignment by call_id that never moves an existing row."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+
+def call_id_unit_interval(call_ids: pd.Series, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per call_id, from SHA-256 of ``"{seed}:{call_id}"``."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"{seed}:{cid}".encode()).digest()[:8], "big") / 2**64 for cid in call_ids],
+        dtype=np.float64,
+    )
+
+
+def assign_split(
+    call_ids: pd.Series,
+    strata: pd.Series,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int,
+    min_rows_per_class: int,
+) -> np.ndarray:
+    """``"train"``, ``"val"`` or ``"test"`` per row.
+
+    A row's side depends only on its call_id and ``seed``: ``u < test_fraction`` is test, the next
+    ``val_fraction`` of the remaining interval is validation (carved from train, never from test),
+    the rest train. Appending rows never moves an existing one, and every class gets the same
+    expected test share (stratified in expectation). Rows of classes (``strata``) with fewer than
+    ``min_rows_per_class`` rows all go to train, as a split of them could not be measured.
+    """
+    if not 0 < test_fraction < 1 or not 0 <= val_fraction < 1:
+        raise ValueError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
+    u = call_id_unit_interval(call_ids, seed)
+    side = np.where(u < test_fraction, "test",
+                    np.where(u < test_fraction + val_fraction * (1 - test_fraction), "val", "train"))
+    class_sizes = strata.map(strata.value_counts()).to_numpy()
+    side[class_sizes < min_rows_per_class] = "train"
+    return side.astype(object)

@@ -1,0 +1,34 @@
+"""encode: label ids from the taxonomy, the call_id split, and the label encoders for inference."""
+
+from pathlib import Path
+
+from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.errors import run_stage
+from callreason.io import atomic_path, load_params, read_parquet, write_json, write_parquet
+from callreason.taxonomy import Taxonomy
+
+DATASET = "data/prepared/dataset.parquet"
+ENCODERS = "models/label_encoders"
+METRICS = "metrics/encode.json"
+
+
+def main() -> None:
+    params = load_params()
+    taxonomy = Taxonomy.load(params["data"]["taxonomy"])
+    split = params["split"]
+    dataset, report = encode_dataset(
+        read_parquet("data/filtered.parquet", "filtered data (run `dvc repro filter`)"), taxonomy,
+        split["test_fraction"], split["val_fraction"], params["seed"], split["min_rows_per_class"],
+    )
+    with atomic_path(ENCODERS) as tmp:
+        write_label_encoders(taxonomy, Path(tmp))
+    write_parquet(dataset, DATASET)
+    write_json(report, METRICS)
+    rows = report["rows"]
+    print(f"encode: {len(dataset)} rows -> train {rows['train']}, val {rows['val']}, test {rows['test']}; "
+          f"{len(report['level_3_without_rows'])} level_3 classes without rows, "
+          f"{len(report['level_3_train_only'])} kept in train only; wrote {DATASET}, {ENCODERS}/")
+
+
+if __name__ == "__main__":
+    run_stage("encode", main)

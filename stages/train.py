@@ -1,0 +1,34 @@
+"""train_l1 / train_l2 / train_l3: fine-tune one level's classifier (``--level level_N``)."""
+
+import argparse
+from pathlib import Path
+
+from callreason.dataset import load_dataset
+from callreason.errors import run_stage
+from callreason.io import load_params, write_json
+from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.training import fit_level, is_main_process
+
+DATASET = "data/prepared/dataset.parquet"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--level", choices=LEVELS, required=True)
+    level = parser.parse_args().level
+    params = load_params()
+    taxonomy = Taxonomy.load(params["data"]["taxonomy"])
+    data = load_dataset(DATASET)
+    train_rows, val_rows = data[data["split"] == "train"], data[data["split"] == "val"]
+    summary = fit_level(level, train_rows, val_rows, taxonomy.labels[level], params,
+                        model_dir=Path("models") / level, live_dir=Path("dvclive") / level,
+                        work_dir=Path(".scratch") / level)
+    if is_main_process():
+        write_json(summary, f"metrics/train/{level}.json")
+        print(f"train {level}: {summary['train_rows']} rows, {summary['classes']} classes, best epoch "
+              f"{summary['best_epoch']:g}, val macro-F1 {summary['best_val_macro_f1']:.4f}, "
+              f"{summary['train_seconds']:.0f} s; wrote models/{level}/")
+
+
+if __name__ == "__main__":
+    run_stage("train", main)

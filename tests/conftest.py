@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny randomly initialised BERT with its own tokenizer, and a small dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from callreason.taxonomy import Taxonomy
+
+WORDS = ("card bill payment refund order delivery late lost stolen password reset login plan upgrade cancel "
+         "charge fee twice wrong address router internet slow outage agent customer called about").split()
+
+SMALL_TAXONOMY = {"billing": {"payments": ["refund", "double_charge"], "fees": ["late_fee"]},
+                  "access": {"login": ["password_reset", "locked_out"]}}
+LEAF_WORDS = {"refund": "refund order", "double_charge": "charge twice", "late_fee": "late fee bill",
+              "password_reset": "password reset", "locked_out": "login lost"}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 1-layer, 32-wide BERT and WordPiece tokenizer saved as a local Hugging Face folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz"]
+    BertTokenizer(vocab={word: i for i, word in enumerate(vocab)}).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture()
+def small_taxonomy() -> Taxonomy:
+    return Taxonomy.from_dict(SMALL_TAXONOMY)
+
+
+def make_labeled_rows(n: int, seed: int = 0) -> pd.DataFrame:
+    """Rows in the input schema whose summaries carry their leaf's words (learnable by a tiny model)."""
+    rng = np.random.default_rng(seed)
+    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
+    leaves = taxonomy.labels["level_3"]
+    rows = []
+    for i in range(n):
+        leaf = leaves[i % len(leaves)]
+        filler = " ".join(rng.choice(WORDS[-4:], size=3))
+        l1, l2, l3 = taxonomy.path_of_leaf(leaf)
+        rows.append({"call_id": f"C{i:04d}", "summary": f"{filler} {LEAF_WORDS[leaf]} {filler}",
+                     "level_1": l1, "level_2": l2, "level_3": l3,
+                     "confidence": float(rng.choice([0.6, 0.8, 0.9, 0.95]))})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def tiny_params(tiny_model_dir) -> dict:
+    """params.yaml contents pointing at the tiny model, fast settings."""
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["epochs"] = 2
+    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
+    params["train"].update({"frozen_layers": 0, "batch_size": 8})
+    return params

@@ -1,0 +1,33 @@
+import pandas as pd
+
+from callreason.dataset import DATASET_COLUMNS, encode_dataset, write_label_encoders
+from callreason.taxonomy import Taxonomy
+from tests.conftest import SMALL_TAXONOMY, make_labeled_rows
+
+
+def test_label_ids_come_from_the_taxonomy_not_the_data(small_taxonomy):
+    rows = make_labeled_rows(40)
+    only_some = rows[rows["level_3"].isin(["refund", "late_fee"])]
+    full, _ = encode_dataset(rows, small_taxonomy, 0.2, 0.1, 0, 1)
+    part, report = encode_dataset(only_some, small_taxonomy, 0.2, 0.1, 0, 1)
+    merged = part.merge(full, on="call_id", suffixes=("_part", "_full"))
+    for level in ("level_1", "level_2", "level_3"):
+        assert (merged[f"{level}_id_part"] == merged[f"{level}_id_full"]).all()
+        assert (merged[f"{level}_id_part"] == small_taxonomy.ids(level, merged[f"{level}_part"])).all()
+    assert set(report["level_3_without_rows"]) == {"double_charge", "password_reset", "locked_out"}
+    assert list(part.columns) == list(DATASET_COLUMNS)
+
+
+def test_label_encoders_round_trip(tmp_path, small_taxonomy):
+    write_label_encoders(small_taxonomy, tmp_path)
+    for level in ("level_1", "level_2", "level_3"):
+        assert pd.read_csv(tmp_path / f"{level}_classes.csv")["label"].tolist() == small_taxonomy.labels[level]
+    assert Taxonomy.load(tmp_path / "taxonomy.json").labels == Taxonomy.from_dict(SMALL_TAXONOMY).labels
+
+
+def test_taxonomy_ids_are_sorted_and_paths_valid(small_taxonomy):
+    assert small_taxonomy.labels["level_1"] == ["access", "billing"]
+    for l1, l2, l3 in small_taxonomy.paths:
+        assert small_taxonomy.is_valid_path(small_taxonomy.labels["level_1"][l1],
+                                            small_taxonomy.labels["level_2"][l2],
+                                            small_taxonomy.labels["level_3"][l3])

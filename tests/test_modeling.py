@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from callreason.io import atomic_path
+from callreason.modeling import build_classifier, load_classifier, run_batched, save_classifier
+
+LABELS = ["a", "b", "c"]
+
+
+def test_save_and_load_give_the_same_logits_from_safetensors_only(tmp_path, tiny_model_dir):
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, max_length=32)
+    texts = ["card lost", "refund order late", "password reset login agent customer called"]
+    before = run_batched(model, tokenizer, texts, batch_size=2)
+    save_classifier(model, tokenizer, tmp_path / "m")
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"model.safetensors", "head.safetensors", "classifier.json", "config.json"} <= files
+    assert not any(name.endswith((".bin", ".pkl", ".pt")) for name in files)
+    loaded, loaded_tok = load_classifier(tmp_path / "m")
+    assert loaded.encoder.config.id2label == {0: "a", 1: "b", 2: "c"}
+    np.testing.assert_allclose(run_batched(loaded, loaded_tok, texts, batch_size=3), before, atol=1e-5)
+
+
+def test_batched_inference_keeps_input_order(tiny_model_dir):
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, max_length=32)
+    texts = ["card", "refund order late fee charge twice", "login", "bill payment"]
+    together = run_batched(model, tokenizer, texts, batch_size=2)
+    one_by_one = np.vstack([run_batched(model, tokenizer, [t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_loss_uses_sample_weights(tiny_model_dir):
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, max_length=32)
+    batch = tokenizer(["card", "login"], return_tensors="pt", padding=True)
+    labels = torch.tensor([0, 1])
+    only_first = model(**batch, labels=labels, sample_weight=torch.tensor([1.0, 0.0]))["loss"]
+    first_alone = model(**tokenizer(["card"], return_tensors="pt"), labels=labels[:1])["loss"]
+    torch.testing.assert_close(only_first, first_alone, atol=1e-5, rtol=1e-4)
+
+
+def test_interrupted_write_leaves_previous_folder(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text("half")
+            raise KeyboardInterrupt
+    assert (target / "weights").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

