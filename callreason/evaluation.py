@@ -11,6 +11,7 @@ import pandas as pd
 
 from callreason.hierarchy import expected_calibration_error, fit_temperature, softmax
 from callreason.io import atomic_path, write_json
+from callreason.modeling import base_model_identity
 from callreason.metrics import (
     classification_report_dict, confusion_rows, error_analysis_markdown, evaluation_metrics, plot_confusion_png,
 )
@@ -80,3 +81,15 @@ def evaluate_run(
         predicted.assign(**{f"true_{level}": actual[level] for level in LEVELS}).to_parquet(tmp, index=False)
     write_json(metrics, f"metrics/{name}.json")
     return metrics
+
+
+def write_metadata(params: dict[str, Any], predictor: HierarchicalPredictor, training_rows: int,
+                   metrics: dict[str, Any], path: Path, **extra: Any) -> None:
+    """``metadata.json`` beside a run's models: base model and revision, class counts, training rows."""
+    write_json({
+        **base_model_identity(params["model"]["base"], params["model"].get("revision")),
+        "classes": {level: len(predictor.taxonomy.labels[level]) for level in LEVELS},
+        "training_rows": int(training_rows),
+        **extra,
+        "temperature": metrics["calibration"]["temperature"],
+    }, path)

@@ -78,16 +78,29 @@ class TextClassifier(nn.Module):
         self.classifier_config = config
         self.label_smoothing = label_smoothing
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
+        self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
+
 
     @property
     def config(self):  # Trainer and accelerate look for ``model.config``
         return self.encoder.config
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs) -> torch.Tensor:
-        """Pooled sentence vectors, shape ``(batch, hidden_size)``."""
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs
-        ).last_hidden_state
+    def pool(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+        cached_hidden: torch.Tensor | None = None, **encoder_inputs,
+    ) -> torch.Tensor:
+        """Pooled sentence vectors, shape ``(batch, hidden_size)``.
+
+        ``cached_hidden`` (batch, seq, hidden): the output of the frozen bottom layers computed once
+        (see :func:`bottom_layers_output`); then only the remaining layers run.
+        """
+        if cached_hidden is not None:
+            layers = transformer_layers(self.encoder)
+            hidden = run_layers(self.encoder, cached_hidden, attention_mask, layers[len(layers) - self.trainable_layers:])
+        else:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs
+            ).last_hidden_state
         if self.classifier_config.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -99,14 +112,16 @@ class TextClassifier(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        cached_hidden: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         sample_weight: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        logits = self.head(self.pool(input_ids, attention_mask, **extra).to(self.head.weight.dtype))
+        pooled = self.pool(input_ids, attention_mask, cached_hidden=cached_hidden, **extra)
+        logits = self.head(pooled.to(self.head.weight.dtype))
         out = {"logits": logits}
         if labels is not None:
             losses = F.cross_entropy(
@@ -127,6 +142,50 @@ def load_base_tokenizer(base: str, revision: str | None = None) -> PreTrainedTok
     """The tokenizer of ``model.base`` (local folders and the embedded model need no network)."""
     path = resolve_base_model(base)
     return AutoTokenizer.from_pretrained(path, **_revision_kwargs(path, revision))
+
+
+CACHEABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "mpnet")
+"""Encoders whose bottom layers can be run once and cached (plain post-LN layers, absolute positions)."""
+
+
+def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of transformer layers (BERT/RoBERTa/DeBERTa style ``encoder.layer``)."""
+    return encoder.encoder.layer
+
+
+def supports_layer_cache(encoder: nn.Module) -> bool:
+    return encoder.config.model_type in CACHEABLE_MODEL_TYPES and hasattr(encoder, "_create_attention_masks")
+
+
+def run_layers(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, layers) -> torch.Tensor:
+    """Run ``layers`` of a BERT-style ``encoder`` on ``hidden`` (batch, seq, hidden_size)."""
+    mask, _ = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
+                                              embedding_output=hidden, encoder_hidden_states=None, cache=None)
+    for layer in layers:
+        hidden = layer(hidden, mask)
+    return hidden
+
+
+@torch.inference_mode()
+def bottom_layers_output(
+    model: "TextClassifier", tokenizer: PreTrainedTokenizerBase, token_ids: list[list[int]], n_layers: int,
+    batch_size: int = 64,
+) -> list[torch.Tensor]:
+    """Per row, the output of the embeddings + the first ``n_layers`` layers, shape (tokens, hidden).
+
+    Computed once, so training the layers above them costs no forward pass through the frozen part.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    encoder = model.encoder
+    result: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
+    for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
+        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        hidden = encoder.embeddings(input_ids=batch["input_ids"])
+        hidden = run_layers(encoder, hidden, batch["attention_mask"], transformer_layers(encoder)[:n_layers])
+        for row, i in enumerate(index):
+            result[i] = hidden[row, : len(token_ids[i])].float().cpu().clone()
+    return result
 
 
 def build_classifier(

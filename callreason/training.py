@@ -27,7 +27,8 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, Trai
 
 from callreason.io import atomic_path
 from callreason.modeling import (
-    TextClassifier, build_classifier, load_base_tokenizer, pad_batch, run_batched, save_classifier, tokenize,
+    TextClassifier, bottom_layers_output, build_classifier, load_base_tokenizer, pad_batch, save_classifier,
+    supports_layer_cache, tokenize, transformer_layers,
 )
 
 
@@ -65,31 +66,64 @@ def bf16_enabled(setting: str | bool) -> bool:
 
 
 class TokenizedRows(torch.utils.data.Dataset):
-    """Rows tokenized once: ``input_ids`` (unpadded), ``labels`` and ``sample_weight``."""
+    """Rows tokenized once: ``input_ids`` (unpadded), ``labels``, ``sample_weight`` and, when the
+    frozen bottom layers were run once, their output ``cached_hidden`` (tokens, hidden)."""
 
-    def __init__(self, token_ids: list[list[int]], labels: np.ndarray, weights: np.ndarray | None = None):
+    def __init__(self, token_ids: list[list[int]], labels: np.ndarray, weights: np.ndarray | None = None,
+                 cached_hidden: list[torch.Tensor] | None = None):
         self.token_ids = token_ids
         self.labels = np.asarray(labels, dtype=np.int64)
         self.weights = np.ones(len(token_ids), np.float32) if weights is None else np.asarray(weights, np.float32)
+        self.cached_hidden = cached_hidden
 
     def __len__(self) -> int:
         return len(self.token_ids)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_ids": self.token_ids[i], "labels": int(self.labels[i]), "sample_weight": float(self.weights[i])}
+        row = {"input_ids": self.token_ids[i], "labels": int(self.labels[i]), "sample_weight": float(self.weights[i])}
+        if self.cached_hidden is not None:
+            row["cached_hidden"] = self.cached_hidden[i]
+        return row
 
 
 class PadCollator:
-    """Pads ``input_ids`` to a multiple of 8 and stacks labels and weights."""
+    """Pads ``input_ids`` (or ``cached_hidden``) to a multiple of 8 and stacks labels and weights."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = pad_batch([r["input_ids"] for r in rows], self.pad_id)
-        batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
-        batch["sample_weight"] = torch.tensor([r["sample_weight"] for r in rows], dtype=torch.float32)
+        if "cached_hidden" in rows[0]:
+            del batch["input_ids"]
+            batch["cached_hidden"] = pad_hidden([r["cached_hidden"] for r in rows], batch["attention_mask"].shape[1])
+        if "labels" in rows[0]:
+            batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
+            batch["sample_weight"] = torch.tensor([r["sample_weight"] for r in rows], dtype=torch.float32)
         return batch
+
+
+def pad_hidden(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+    """Stack (tokens, hidden) tensors into (batch, width, hidden), zero-padded."""
+    out = torch.zeros((len(rows), width, rows[0].shape[1]), dtype=rows[0].dtype)
+    for i, row in enumerate(rows):
+        out[i, : row.shape[0]] = row
+    return out
+
+
+@torch.inference_mode()
+def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int,
+                  output: str = "logits") -> np.ndarray:
+    """Logits or pooled vectors for ``rows`` (using their cached bottom-layer outputs if present)."""
+    model.eval()
+    collate = PadCollator(pad_id)
+    chunks = []
+    for start in range(0, len(rows), batch_size):
+        batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")}
+                         for i in range(start, min(start + batch_size, len(rows)))])
+        pooled = model.pool(batch.pop("input_ids", None), **batch)
+        chunks.append((model.head(pooled) if output == "logits" else pooled).float().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
 
 
 class KeepBestCallback(TrainerCallback):
@@ -111,6 +145,8 @@ class KeepBestCallback(TrainerCallback):
         if score > self.best_score:
             self.best_score, self.best_epoch, self.bad_epochs = score, state.epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
+            if score >= 1.0:  # nothing left to gain on the validation slice
+                control.should_training_stop = True
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience:
@@ -120,16 +156,12 @@ class KeepBestCallback(TrainerCallback):
         self.model.load_state_dict(self.best_state)
 
 
-def fit_linear_probe(
-    model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
-    c: float, seed: int, batch_size: int,
-) -> None:
-    """Initialise ``model.head`` from a logistic regression on frozen pooled embeddings.
-
-    Classes absent from ``labels`` get zero weights and a bias below every present class.
+def fit_linear_probe(model: TextClassifier, features: np.ndarray, labels: np.ndarray, c: float, seed: int,
+                     sample_weight: np.ndarray | None = None) -> None:
+    """Initialise ``model.head`` from a logistic regression on frozen pooled embeddings ``features``
+    (n, hidden). Classes absent from ``labels`` get zero weights and a bias below every present class.
     """
-    features = run_batched(model, tokenizer, texts, batch_size=batch_size, output="pooled")
-    probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(features, labels)
+    probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(features, labels, sample_weight=sample_weight)
     n_classes = model.head.out_features
     weight = np.zeros((n_classes, features.shape[1]), np.float32)
     bias = np.zeros(n_classes, np.float32)
@@ -153,7 +185,7 @@ def freeze_bottom_layers(model: TextClassifier, n_layers: int) -> None:
     encoder = model.encoder
     for p in encoder.embeddings.parameters():
         p.requires_grad = False
-    for layer in encoder.encoder.layer[:n_layers]:
+    for layer in transformer_layers(encoder)[:n_layers]:
         for p in layer.parameters():
             p.requires_grad = False
 
@@ -168,11 +200,6 @@ def make_optimizer(model: TextClassifier, settings: TrainSettings) -> torch.opti
         decay = 0.0 if (p.ndim == 1 or "LayerNorm" in name or "layernorm" in name) else settings.weight_decay
         groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
-
-
-def macro_f1_on(model: TextClassifier, tokenizer, texts: list[str], labels: np.ndarray, batch_size: int) -> float:
-    logits = run_batched(model, tokenizer, texts, batch_size=batch_size)
-    return float(f1_score(labels, logits.argmax(1), average="macro"))
 
 
 def train_classifier(
@@ -194,13 +221,25 @@ def train_classifier(
     """
     torch.manual_seed(settings.seed)
     max_length = model.classifier_config.max_length
+    train_ids, val_ids = tokenize(tokenizer, train_texts, max_length), tokenize(tokenizer, val_texts, max_length)
+    n_layers = len(transformer_layers(model.encoder))
+    frozen = min(settings.frozen_layers, n_layers)
+    train_cache = val_cache = None
+    if frozen > 0 and supports_layer_cache(model.encoder):
+        train_cache = bottom_layers_output(model, tokenizer, train_ids, frozen, settings.eval_batch_size)
+        val_cache = bottom_layers_output(model, tokenizer, val_ids, frozen, settings.eval_batch_size)
+        model.trainable_layers = n_layers - frozen
+    train_set = TokenizedRows(train_ids, train_labels, sample_weight, train_cache)
+    val_set = TokenizedRows(val_ids, val_labels, cached_hidden=val_cache)
+    pad_id = tokenizer.pad_token_id
     if settings.linear_probe:
-        fit_linear_probe(model, tokenizer, train_texts, train_labels, settings.probe_c, settings.seed,
-                         settings.eval_batch_size)
-    start_f1 = macro_f1_on(model, tokenizer, val_texts, val_labels, settings.eval_batch_size) if len(val_texts) else -1.0
-    freeze_bottom_layers(model, settings.frozen_layers)
-    train_set = TokenizedRows(tokenize(tokenizer, train_texts, max_length), train_labels, sample_weight)
-    val_set = TokenizedRows(tokenize(tokenizer, val_texts, max_length), val_labels)
+        features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
+        fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed, sample_weight)
+    start_f1 = -1.0
+    if len(val_set):
+        val_logits = model_outputs(model, val_set, pad_id, settings.eval_batch_size)
+        start_f1 = float(f1_score(val_labels, val_logits.argmax(1), average="macro"))
+    freeze_bottom_layers(model, frozen)
     use_bf16 = bf16_enabled(settings.bf16)
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -232,7 +271,7 @@ def train_classifier(
     trainer = Trainer(
         model=model,
         args=args,
-        data_collator=PadCollator(tokenizer.pad_token_id),
+        data_collator=PadCollator(pad_id),
         train_dataset=train_set,
         eval_dataset=val_set if len(val_set) else None,
         processing_class=tokenizer,
@@ -243,6 +282,7 @@ def train_classifier(
     result = trainer.train()
     for p in model.parameters():
         p.requires_grad = True
+    model.trainable_layers = n_layers
     model.eval()
     return {
         "linear_probe_val_macro_f1": start_f1,

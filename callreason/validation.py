@@ -110,7 +110,7 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
     return frame.iloc[:, position].tolist()
 
 
-def _call_ids(frame: pd.DataFrame, source: str) -> list[str]:
+def normalized_call_ids(frame: pd.DataFrame, source: str) -> list[str]:
     """call_id as strings; numbers become their text (``12.0`` -> ``"12"``); null or blank is an error."""
     out: list[str] = []
     blank_rows: list[int] = []
@@ -279,7 +279,7 @@ def validate_labeled(frame: pd.DataFrame, taxonomy: Taxonomy, source: str,
     plus counts of rows dropped or changed per reason (warnings)."""
     counts = _start(frame, LABELED_COLUMNS, source, "no rows; the labeled file must have at least one labeled row")
     counts["dropped_duplicate_same_labels"] = 0
-    ids = _call_ids(frame, source)
+    ids = normalized_call_ids(frame, source)
     confidence = _confidence(frame, ids, source)
     labels = _labels(frame, ids, source)
     _check_taxonomy(labels, ids, taxonomy, source)
@@ -322,7 +322,7 @@ def _validate_summaries_only(frame: pd.DataFrame, source: str, labeled_ids: Iter
                              empty_message: str, allow_none_left: bool) -> tuple[pd.DataFrame, dict[str, int]]:
     counts = _start(frame, UNLABELED_COLUMNS, source, empty_message)
     counts["dropped_duplicate_same_summary"] = 0
-    ids = _call_ids(frame, source)
+    ids = normalized_call_ids(frame, source)
     summaries = _summaries(frame, ids, source, max_chars, counts)
     keep = [k for k, s in enumerate(summaries) if s is not None]
     counts["dropped_empty_summary"] = len(summaries) - len(keep)

@@ -5,9 +5,8 @@ from pathlib import Path
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run
-from callreason.io import load_params, write_json
-from callreason.modeling import base_model_identity
+from callreason.evaluation import evaluate_run, write_metadata
+from callreason.io import load_params
 from callreason.predict import HierarchicalPredictor
 from callreason.taxonomy import LEVELS
 
@@ -26,12 +25,7 @@ def main() -> None:
     metrics = evaluate_run(predictor, data[data["split"] == "test"], data[data["split"] == "val"], args.name,
                            calibration_path=models / "calibration.json",
                            predictions_path=Path("data/predictions") / f"{args.name}_test.parquet")
-    write_json({
-        **base_model_identity(params["model"]["base"], params["model"].get("revision")),
-        "classes": {level: len(predictor.taxonomy.labels[level]) for level in LEVELS},
-        "training_rows": int((data["split"] == "train").sum()),
-        "temperature": metrics["calibration"]["temperature"],
-    }, models / "metadata.json")
+    write_metadata(params, predictor, (data["split"] == "train").sum(), metrics, models / "metadata.json")
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)
     print(f"{args.name}: {metrics['rows']} test rows, macro-F1 {scores}, path accuracy "
           f"{metrics['path']['accuracy']:.3f}; wrote metrics/{args.name}.json, plots/{args.name}/")

@@ -49,3 +49,18 @@ def test_interrupted_write_leaves_previous_folder(tmp_path):
             raise KeyboardInterrupt
     assert (target / "weights").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_cached_bottom_layers_give_the_same_logits_as_the_full_encoder(tiny_model_dir):
+    from callreason.modeling import bottom_layers_output, tokenize
+    from callreason.training import PadCollator, TokenizedRows, model_outputs
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, pooling="mean", max_length=32)
+    texts = ["card lost", "refund order late fee charge twice", "login"]
+    full = run_batched(model, tokenizer, texts, batch_size=2)
+    ids = tokenize(tokenizer, texts, 32)
+    model.trainable_layers = 1
+    rows = TokenizedRows(ids, np.zeros(3), cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1))
+    np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=2), full, atol=1e-5)
+    batch = PadCollator(tokenizer.pad_token_id)([rows[i] for i in range(3)])
+    assert "input_ids" not in batch and batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape

