@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class TrainSettings:
     frozen_layers: int = 0
     bf16: str | bool = "auto"
     eval_batch_size: int = 64
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def bf16_enabled(setting: str | bool) -> bool:
