@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,13 @@ ROOT = Path(__file__).parents[1]
 TRAIN_STAGES = {"train_l1", "train_l2", "train_l3"}
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+                "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
 def run(cmd: list[str], cwd: Path) -> str:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    """Run ``cmd`` with a git identity set, so `dvc exp run` can commit on a machine without one."""
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_IDENTITY})
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
