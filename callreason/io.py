@@ -39,12 +39,31 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{path}: not valid JSON ({exc}); fix the file") from exc
 
 
+DATA_PATH_KEYS = ("labeled", "unlabeled", "taxonomy")
+"""``data.*`` params that name the user's input files: they must lie inside the repository."""
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """The whole params.yaml as a dict (the one source of settings)."""
+    """The whole params.yaml as a dict (the one source of settings), its input paths checked."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: params file not found; run from the repository root")
-    return yaml.safe_load(path.read_text()) or {}
+    params = yaml.safe_load(path.read_text()) or {}
+    check_data_paths(params, path.resolve().parent)
+    return params
+
+
+def check_data_paths(params: dict[str, Any], root: Path) -> None:
+    """Each ``data.<key>`` path must resolve (symlinks followed) inside ``root``: DVC tracks only
+    files of the repository, so a file outside it could change without re-running anything."""
+    for key in DATA_PATH_KEYS:
+        value = (params.get("data") or {}).get(key)
+        if value is None:
+            continue
+        resolved = (root / str(value)).resolve()
+        if not resolved.is_relative_to(root):
+            raise InputError(f"params.yaml data.{key}: {value} resolves to {resolved}, outside the repository "
+                             f"{root}; copy the file into the repository (e.g. data/) and point data.{key} there")
 
 
 @contextmanager

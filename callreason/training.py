@@ -12,8 +12,11 @@ The recipe, each step measured by ``benchmarks/quality.py``:
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,9 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
@@ -51,6 +56,9 @@ class TrainSettings:
     frozen_layers: int = 0
     bf16: str | bool = "auto"
     eval_batch_size: int = 64
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.05
+    resume: bool = False
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -126,19 +134,72 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
 
 
+class ClassPairSampler(torch.utils.data.Sampler):
+    """Row order in which consecutive rows come in same-class pairs, so every training batch holds
+    positives for the contrastive loss. The order is a function of ``(seed, epoch)`` (the Trainer
+    calls ``set_epoch``), so a resumed run sees the same order. A class's odd row out is paired
+    with another of its rows; a class with one row stays single."""
+
+    def __init__(self, labels: np.ndarray, seed: int):
+        self.labels, self.seed, self.epoch = np.asarray(labels), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups(np.random.default_rng(0)))
+
+    def _groups(self, rng: np.random.Generator) -> list[np.ndarray]:
+        groups = []
+        for label in np.unique(self.labels):
+            rows = rng.permutation(np.flatnonzero(self.labels == label))
+            if len(rows) % 2 and len(rows) > 1:
+                rows = np.append(rows, rng.choice(rows[:-1]))
+            groups.extend(rows[i : i + 2] for i in range(0, len(rows), 2))
+        return groups
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1
+        groups = self._groups(rng)
+        for g in rng.permutation(len(groups)):
+            yield from groups[g].tolist()
+
+
+class LevelTrainer(Trainer):
+    """Trainer whose training order pairs rows of the same class when the contrastive loss is on."""
+
+    def __init__(self, *args, pair_classes: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pair_classes = pair_classes
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.pair_classes:
+            return ClassPairSampler(dataset.labels, self.args.seed)
+        return super()._get_train_sampler(train_dataset)
+
+
 class KeepBestCallback(TrainerCallback):
     """Keeps the best weights (by ``eval_macro_f1``) in memory, restores them at the end, stops early.
 
-    No checkpoint is written for this, unlike ``load_best_model_at_end``.
+    No checkpoint is written for this, unlike ``load_best_model_at_end``. When the Trainer saves a
+    checkpoint (``train.resume``), the best weights so far are saved beside it (``state_dir``), so a
+    resumed run restores the same best model as an uninterrupted one.
     """
 
-    def __init__(self, model: TextClassifier, start_score: float, patience: int):
+    def __init__(self, model: TextClassifier, start_score: float, patience: int, state_dir: Path | None = None):
         self.model = model
         self.best_score = start_score
         self.best_epoch = 0.0
         self.best_state = copy.deepcopy(model.state_dict())
         self.patience = patience
         self.bad_epochs = 0
+        self.state_dir = state_dir
+        if state_dir is not None and (state_dir / "keep_best.json").exists():
+            saved = json.loads((state_dir / "keep_best.json").read_text())
+            self.best_score, self.best_epoch, self.bad_epochs = saved["score"], saved["epoch"], saved["bad_epochs"]
+            self.best_state = load_file(str(state_dir / "keep_best.safetensors"))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         score = metrics["eval_macro_f1"]
@@ -152,8 +213,40 @@ class KeepBestCallback(TrainerCallback):
             if self.bad_epochs >= self.patience:
                 control.should_training_stop = True
 
+    def on_save(self, args, state, control, **kwargs):
+        if self.state_dir is None:
+            return
+        save_file({k: v.contiguous() for k, v in self.best_state.items()}, str(self.state_dir / "keep_best.safetensors"))
+        (self.state_dir / "keep_best.json").write_text(json.dumps(
+            {"score": self.best_score, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs}))
+
     def on_train_end(self, args, state, control, **kwargs):
         self.model.load_state_dict(self.best_state)
+
+
+def run_fingerprint(model: TextClassifier, settings: TrainSettings, train_set: "TokenizedRows",
+                    val_set: "TokenizedRows") -> str:
+    """SHA-256 of what determines a training run: settings, classifier config, tokens, labels, weights."""
+    digest = hashlib.sha256(json.dumps([vars(settings), vars(model.classifier_config)], sort_keys=True,
+                                       default=str).encode())
+    for rows in (train_set, val_set):
+        digest.update(json.dumps(rows.token_ids).encode())
+        digest.update(rows.labels.tobytes())
+        digest.update(rows.weights.tobytes())
+    return digest.hexdigest()
+
+
+def resumable_checkpoint(work_dir: Path, fingerprint: str) -> str | None:
+    """The last Trainer checkpoint in ``work_dir`` if it belongs to this exact run, else None.
+
+    A ``work_dir`` left by a different run (other data or settings) is cleared first.
+    """
+    marker = work_dir / "run.json"
+    if work_dir.exists() and (not marker.exists() or json.loads(marker.read_text())["fingerprint"] != fingerprint):
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": fingerprint}))
+    return get_last_checkpoint(str(work_dir))
 
 
 def fit_linear_probe(model: TextClassifier, features: np.ndarray, labels: np.ndarray, c: float, seed: int,
@@ -217,7 +310,8 @@ def train_classifier(
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
     ``train_labels``/``val_labels`` are class ids into ``model.classifier_config.labels``.
-    ``work_dir`` is scratch for the Trainer (no checkpoints are written there by default).
+    ``work_dir`` is scratch for the Trainer: with ``settings.resume`` a checkpoint is written there
+    every epoch and a rerun of the same run continues from the last one.
     """
     torch.manual_seed(settings.seed)
     max_length = model.classifier_config.max_length
@@ -239,7 +333,14 @@ def train_classifier(
     if len(val_set):
         val_logits = model_outputs(model, val_set, pad_id, settings.eval_batch_size)
         start_f1 = float(f1_score(val_labels, val_logits.argmax(1), average="macro"))
+    checkpoint = None
+    if settings.resume:
+        checkpoint = resumable_checkpoint(work_dir, run_fingerprint(model, settings, train_set, val_set))
+        if checkpoint:
+            print(f"resuming from {checkpoint}", flush=True)
     freeze_bottom_layers(model, frozen)
+    model.contrastive_weight = settings.contrastive_weight
+    model.contrastive_temperature = settings.contrastive_temperature
     use_bf16 = bf16_enabled(settings.bf16)
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -249,7 +350,8 @@ def train_classifier(
         warmup_steps=settings.warmup_ratio,
         lr_scheduler_type="linear",
         eval_strategy="epoch" if len(val_set) else "no",
-        save_strategy="no",
+        save_strategy="epoch" if settings.resume else "no",
+        save_total_limit=1,
         logging_strategy="epoch",
         report_to="none",
         bf16=use_bf16,
@@ -262,14 +364,16 @@ def train_classifier(
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    keep_best = KeepBestCallback(model, start_f1, settings.patience)
+    keep_best = KeepBestCallback(model, start_f1, settings.patience,
+                                 state_dir=work_dir if settings.resume else None)
 
     def compute_metrics(prediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         return {"macro_f1": float(f1_score(prediction.label_ids, logits.argmax(-1), average="macro"))}
 
-    trainer = Trainer(
+    trainer = LevelTrainer(
         model=model,
+        pair_classes=settings.contrastive_weight > 0,
         args=args,
         data_collator=PadCollator(pad_id),
         train_dataset=train_set,
@@ -279,7 +383,8 @@ def train_classifier(
         optimizers=(make_optimizer(model, settings), None),
         callbacks=[keep_best, *(callbacks or [])],
     )
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    model.contrastive_weight = 0.0
     for p in model.parameters():
         p.requires_grad = True
     model.trainable_layers = n_layers
@@ -312,6 +417,9 @@ def settings_from_params(params: dict[str, Any], level: str) -> TrainSettings:
         probe_c=float(shared["probe_c"]),
         frozen_layers=int(shared["frozen_layers"]),
         bf16=shared["bf16"],
+        contrastive_weight=float(shared["contrastive_weight"]),
+        contrastive_temperature=float(shared["contrastive_temperature"]),
+        resume=bool(shared["resume"]),
     )
 
 
@@ -388,4 +496,5 @@ def fit_level(
     if is_main_process():
         with atomic_path(model_dir) as tmp:
             save_classifier(model, tokenizer, tmp)
+        shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are scratch once the model is saved
     return summary

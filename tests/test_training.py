@@ -46,3 +46,93 @@ def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params,
         runs.append(({k: v for k, v in summary.items() if "second" not in k}, logits))
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_class_pair_sampler_pairs_rows_of_one_class_and_covers_every_row():
+    from callreason.training import ClassPairSampler
+
+    labels = np.array([0] * 5 + [1] * 4 + [2])
+    sampler = ClassPairSampler(labels, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 5 + 1 + 4 + 1  # class 0 padded to 6, class 2 stays single
+    assert set(first) == set(range(10)) and first != second  # every row, reshuffled each epoch
+    assert list(ClassPairSampler(labels, seed=0)) == first  # deterministic from the seed
+    sampler.set_epoch(0)
+    assert list(sampler) == first  # and from the epoch, so a resumed run sees the same order
+    pairs = [first[i:i + 2] for i in range(0, len(first) - 1)]
+    same_class_pairs = sum(labels[a] == labels[b] for a, b in pairs)
+    assert same_class_pairs >= 5  # the 5 pairs (one class each); single rows only shift the alignment
+
+
+def test_supervised_contrastive_loss_prefers_class_clusters():
+    import torch
+
+    from callreason.modeling import supervised_contrastive_loss
+
+    labels = torch.tensor([0, 0, 1, 1])
+    clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    assert supervised_contrastive_loss(clustered, labels, 0.1) < supervised_contrastive_loss(mixed, labels, 0.1)
+    assert supervised_contrastive_loss(clustered, torch.tensor([0, 1, 2, 3]), 0.1) == 0.0  # no positives
+
+
+def test_contrastive_training_runs_and_leaves_inference_unchanged_in_shape(tmp_path, tiny_params, small_taxonomy):
+    data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
+    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
+    tiny_params["train"]["contrastive_weight"] = 0.5
+    summary = fit_level("level_3", train, val, small_taxonomy.labels["level_3"], tiny_params,
+                        tmp_path / "m", tmp_path / "live", tmp_path / "scratch")
+    model, tokenizer = load_classifier(tmp_path / "m")
+    assert model.contrastive_weight == 0.0
+    assert run_batched(model, tokenizer, val["summary"].tolist()).shape == (len(val), 5)
+    assert summary["best_val_macro_f1"] > 0.5
+
+
+def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path, tiny_model_dir, small_taxonomy):
+    import pytest
+    from transformers import TrainerCallback
+
+    from callreason.training import TrainSettings, train_classifier
+
+    data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
+    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
+    settings = TrainSettings(epochs=3, patience=5, batch_size=8, frozen_layers=1, resume=True)
+
+    def run(work, callbacks=()):
+        model, tokenizer = build_classifier(str(tiny_model_dir), small_taxonomy.labels["level_3"], pooling="mean",
+                                            max_length=32)
+        summary = train_classifier(model, tokenizer, train["summary"].tolist(), train["level_3_id"].to_numpy(),
+                                   val["summary"].tolist(), val["level_3_id"].to_numpy(), settings, work,
+                                   callbacks=list(callbacks))
+        return summary, run_batched(model, tokenizer, val["summary"].tolist())
+
+    class KillAfterSecondCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.epoch >= 2:
+                raise KeyboardInterrupt
+
+    class CountSteps(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps += 1
+
+    full_count, resumed_count = CountSteps(), CountSteps()
+    uninterrupted, uninterrupted_logits = run(tmp_path / "a", [full_count])
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", [KillAfterSecondCheckpoint()])
+    assert [p.name for p in (tmp_path / "b").glob("checkpoint-*")]
+    resumed, resumed_logits = run(tmp_path / "b", [resumed_count])
+    assert resumed_count.steps * 3 == full_count.steps  # only the third epoch ran again
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    assert resumed["best_val_macro_f1"] == uninterrupted["best_val_macro_f1"]
+    np.testing.assert_allclose(resumed_logits, uninterrupted_logits, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    from callreason.training import resumable_checkpoint
+
+    (tmp_path / "checkpoint-4").mkdir(parents=True)
+    (tmp_path / "run.json").write_text('{"fingerprint": "other"}')
+    assert resumable_checkpoint(tmp_path, "this") is None
+    assert not (tmp_path / "checkpoint-4").exists()
