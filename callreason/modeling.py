@@ -82,8 +82,6 @@ class TextClassifier(nn.Module):
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
         self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
-        self.contrastive_weight = 0.0  # training only: weight of the supervised contrastive term
-        self.contrastive_temperature = 0.05
 
     @property
     def config(self):  # Trainer and accelerate look for ``model.config``
@@ -135,31 +133,7 @@ class TextClassifier(nn.Module):
                 out["loss"] = (losses * sample_weight).sum() / sample_weight.sum().clamp(min=1e-9)
             else:
                 out["loss"] = losses.mean()
-            if self.contrastive_weight > 0:
-                out["loss"] = out["loss"] + self.contrastive_weight * supervised_contrastive_loss(
-                    pooled, labels, self.contrastive_temperature)
         return out
-
-
-def supervised_contrastive_loss(vectors: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Supervised contrastive loss (Khosla et al. 2020) over a batch of ``vectors (b, d)``.
-
-    Each row is pulled towards the other rows of its class and pushed from the rest, on cosine
-    similarity / ``temperature``. Rows without another row of their class in the batch are skipped;
-    a batch without any such pair gives 0.
-    """
-    z = F.normalize(vectors.float(), dim=-1)
-    similarity = z @ z.T / temperature
-    self_mask = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    similarity = similarity.masked_fill(self_mask, float("-inf"))
-    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
-    positives = (labels[:, None] == labels[None, :]) & ~self_mask
-    n_positives = positives.sum(1)
-    has_positive = n_positives > 0
-    if not has_positive.any():
-        return similarity.new_zeros(())
-    mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1) / n_positives.clamp(min=1)
-    return -mean_log_prob[has_positive].mean()
 
 
 def _revision_kwargs(path: str, revision: str | None) -> dict[str, str | None]:

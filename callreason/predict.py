@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from tqdm.auto import tqdm
 
+from callreason.distributed import device_name
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path
@@ -39,8 +39,7 @@ class HierarchicalPredictor:
         and ``calibrated``, the temperatures in ``models_dir/calibration.json``."""
         models_dir = Path(models_dir)
         taxonomy = Taxonomy.load(models_dir / "label_encoders" / "taxonomy.json")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        models = [load_classifier(models_dir / level, device) for level in LEVELS]
+        models = [load_classifier(models_dir / level, device_name()) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
             if model.classifier_config.labels != taxonomy.labels[level]:
                 raise InputError(f"{models_dir / level}: its labels differ from the taxonomy in "

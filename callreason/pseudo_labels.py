@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from callreason.distributed import sharded_apply
 from callreason.errors import InputError
 from callreason.hierarchy import entropy, joint_decode, top2_margin
 from callreason.io import read_json
@@ -114,7 +115,8 @@ def score_paths(call_ids: list[str], texts: list[str], level_probs: list[np.ndar
 
 def score_unlabeled(predictor: Any, rows: pd.DataFrame, chunk_rows: int, progress: bool = True) -> pd.DataFrame:
     """Score ``rows`` (``call_id``, ``summary``) with a ``HierarchicalPredictor`` ``chunk_rows`` at a time,
-    so tokens and logits of one chunk only are in memory. Returns ``SCORED_COLUMNS`` less ``model_version``."""
+    so tokens and logits of one chunk only are in memory. Under ``accelerate launch`` each chunk is
+    split across the processes and gathered in order. Returns ``SCORED_COLUMNS`` less ``model_version``."""
     from tqdm.auto import tqdm
 
     if int(chunk_rows) < 1:
@@ -124,7 +126,7 @@ def score_unlabeled(predictor: Any, rows: pd.DataFrame, chunk_rows: int, progres
         for start in range(0, len(rows), int(chunk_rows)):
             chunk = rows.iloc[start : start + int(chunk_rows)]
             texts = chunk["summary"].tolist()
-            parts.append(score_paths(chunk["call_id"].tolist(), texts, predictor.level_probs(texts),
+            parts.append(score_paths(chunk["call_id"].tolist(), texts, sharded_apply(predictor.level_probs, texts),
                                      predictor.taxonomy))
             bar.update(len(chunk))
     return pd.concat(parts, ignore_index=True)

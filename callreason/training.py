@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from callreason.distributed import is_main_process
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.modeling import (
@@ -56,8 +57,6 @@ class TrainSettings:
     frozen_layers: int = 0
     bf16: str | bool = "auto"
     eval_batch_size: int = 64
-    contrastive_weight: float = 0.0
-    contrastive_temperature: float = 0.05
     resume: bool = False
 
 
@@ -132,52 +131,6 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
         pooled = model.pool(batch.pop("input_ids", None), **batch)
         chunks.append((model.head(pooled) if output == "logits" else pooled).float().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
-
-
-class ClassPairSampler(torch.utils.data.Sampler):
-    """Row order in which consecutive rows come in same-class pairs, so every training batch holds
-    positives for the contrastive loss. The order is a function of ``(seed, epoch)`` (the Trainer
-    calls ``set_epoch``), so a resumed run sees the same order. A class's odd row out is paired
-    with another of its rows; a class with one row stays single."""
-
-    def __init__(self, labels: np.ndarray, seed: int):
-        self.labels, self.seed, self.epoch = np.asarray(labels), seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return sum(len(group) for group in self._groups(np.random.default_rng(0)))
-
-    def _groups(self, rng: np.random.Generator) -> list[np.ndarray]:
-        groups = []
-        for label in np.unique(self.labels):
-            rows = rng.permutation(np.flatnonzero(self.labels == label))
-            if len(rows) % 2 and len(rows) > 1:
-                rows = np.append(rows, rng.choice(rows[:-1]))
-            groups.extend(rows[i : i + 2] for i in range(0, len(rows), 2))
-        return groups
-
-    def __iter__(self):
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
-        groups = self._groups(rng)
-        for g in rng.permutation(len(groups)):
-            yield from groups[g].tolist()
-
-
-class LevelTrainer(Trainer):
-    """Trainer whose training order pairs rows of the same class when the contrastive loss is on."""
-
-    def __init__(self, *args, pair_classes: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pair_classes = pair_classes
-
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.pair_classes:
-            return ClassPairSampler(dataset.labels, self.args.seed)
-        return super()._get_train_sampler(train_dataset)
 
 
 class KeepBestCallback(TrainerCallback):
@@ -339,8 +292,6 @@ def train_classifier(
         if checkpoint:
             print(f"resuming from {checkpoint}", flush=True)
     freeze_bottom_layers(model, frozen)
-    model.contrastive_weight = settings.contrastive_weight
-    model.contrastive_temperature = settings.contrastive_temperature
     use_bf16 = bf16_enabled(settings.bf16)
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -371,9 +322,8 @@ def train_classifier(
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         return {"macro_f1": float(f1_score(prediction.label_ids, logits.argmax(-1), average="macro"))}
 
-    trainer = LevelTrainer(
+    trainer = Trainer(
         model=model,
-        pair_classes=settings.contrastive_weight > 0,
         args=args,
         data_collator=PadCollator(pad_id),
         train_dataset=train_set,
@@ -384,7 +334,6 @@ def train_classifier(
         callbacks=[keep_best, *(callbacks or [])],
     )
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    model.contrastive_weight = 0.0
     for p in model.parameters():
         p.requires_grad = True
     model.trainable_layers = n_layers
@@ -417,8 +366,6 @@ def settings_from_params(params: dict[str, Any], level: str) -> TrainSettings:
         probe_c=float(shared["probe_c"]),
         frozen_layers=int(shared["frozen_layers"]),
         bf16=shared["bf16"],
-        contrastive_weight=float(shared["contrastive_weight"]),
-        contrastive_temperature=float(shared["contrastive_temperature"]),
         resume=bool(shared["resume"]),
     )
 
@@ -444,11 +391,6 @@ def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBa
     model.lexical = lexical if weight > 0 else None
     model.classifier_config.lexical_weight = weight
     return weight
-
-
-def is_main_process() -> bool:
-    """True on the process that writes outputs (rank 0 under ``accelerate launch``)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def fit_level(

@@ -1,6 +1,7 @@
 """pseudo_label: score the unlabeled summaries with the calibrated models; keep confident, class-capped paths."""
 
 from callreason.dataset import load_dataset
+from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.io import load_params, read_parquet, write_json, write_parquet
 from callreason.predict import HierarchicalPredictor
@@ -27,6 +28,8 @@ def main() -> None:
     train_counts = data.loc[data["split"] == "train", "level_3"].value_counts().to_dict()
     kept, selection = select_pseudo_labels(scored, train_counts, cfg["min_confidence"], cfg["max_per_class_ratio"])
     estimate = val_estimate(predictor, data[data["split"] == "val"], float(cfg["min_confidence"]))
+    if not is_main_process():  # under `accelerate launch` every process scored its share; rank 0 writes
+        return
     write_parquet(scored.loc[:, list(SCORED_COLUMNS)], SCORED)
     write_parquet(kept.loc[:, list(PSEUDO_COLUMNS)], PSEUDO)
     write_json({"model_version": version, "min_confidence": cfg["min_confidence"],

@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 
 from callreason.dataset import load_dataset
+from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.evaluation import evaluate_run, write_metadata
 from callreason.io import atomic_path, load_params, read_parquet, write_json
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import retrain_rows
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level, is_main_process
+from callreason.training import fit_level
 
 DATASET, PSEUDO = "data/prepared/dataset.parquet", "data/pseudo_labels.parquet"
 OUT, NAME = Path("models/retrained"), "retrain"

@@ -4,10 +4,11 @@ import argparse
 from pathlib import Path
 
 from callreason.dataset import load_dataset
+from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.io import load_params, write_json
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level, is_main_process
+from callreason.training import fit_level
 
 DATASET = "data/prepared/dataset.parquet"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,10 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com
                 "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 
 
-def run(cmd: list[str], cwd: Path) -> str:
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run ``cmd`` with a git identity set, so `dvc exp run` can commit on a machine without one."""
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_IDENTITY})
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, **GIT_IDENTITY, **(env or {})})
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
@@ -55,7 +57,8 @@ def repo(tmp_path_factory) -> Path:
 
 
 def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
-    ran = stages_run(run(["dvc", "repro"], repo))
+    audit = {"PYTHONPATH": str(ROOT / "tests" / "audit"), "OPEN_AUDIT_LOG": str(repo.parent / "opened.jsonl")}
+    ran = stages_run(run(["dvc", "repro"], repo, env=audit))
     assert {"filter", "encode", *TRAIN_STAGES, "evaluate", "pseudo_label", "retrain", "select_uncertain",
             "label_issues"} <= ran
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
@@ -80,6 +83,61 @@ def test_second_repro_runs_nothing(repo):
     assert stages_run(run(["dvc", "repro"], repo)) == set()
 
 
+def declared_paths(stage: dict) -> set[str]:
+    entries = [*stage.get("deps", []), *stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]
+    return {e if isinstance(e, str) else next(iter(e)) for e in entries}
+
+
+def undo_atomic_temp(path: str) -> str:
+    """``models/.level_3.x1y2/level_3/f`` or ``models/.level_3.old`` (atomic_path temporaries) ->
+    ``models/level_3/f``, ``models/level_3``."""
+    return re.sub(r"(^|/)\.([^/]+?)\.[^/.]+(/\2)?(?=/|$)", r"\1\2", path)
+
+
+def test_no_stage_opens_a_file_of_the_repo_it_does_not_declare(repo):
+    """Every file a stage process opened inside the repo is a declared dep or out (or params.yaml,
+    or Trainer scratch under .scratch/), so editing any other file cannot change a result."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    by_command = {tuple(s["cmd"].split("-m ")[1].split()): name for name, s in stages.items()}
+    records = [json.loads(line) for line in (repo.parent / "opened.jsonl").read_text().splitlines()]
+    checked, undeclared = set(), set()
+    for record in records:
+        argv = record["argv"]
+        if not argv or "/stages/" not in argv[0]:
+            continue  # dvc itself, git, ...
+        module = "stages." + Path(argv[0]).stem
+        name = by_command[(module, *argv[1:])]
+        allowed = declared_paths(stages[name]) | {"params.yaml"}
+        for path, mode in record["opened"]:
+            relative = os.path.relpath(path, repo)
+            if (relative.startswith(("..", ".scratch/", ".dvc/", ".git/")) or "__pycache__" in relative
+                    or relative in (".gitignore", ".dvcignore")):
+                continue  # outside the repo, Trainer scratch, repository metadata (DVCLive reads it)
+            if relative.endswith("__init__.py"):
+                assert len((repo / relative).read_text().splitlines()) <= 1, f"{relative} has code: declare it"
+                continue
+            relative = undo_atomic_temp(relative)
+            if not any(relative == p or relative.startswith(p.rstrip("/") + "/") for p in allowed):
+                undeclared.add(f"{name}: {relative} ({mode})")
+        checked.add(name)
+    assert not undeclared, f"opened but not declared in dvc.yaml: {sorted(undeclared)}"
+    assert checked == set(stages)
+
+
+def test_fresh_clone_pulls_models_and_metrics_from_a_remote_and_repro_runs_nothing(repo, tmp_path):
+    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], repo)
+    run(["dvc", "push"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "first run"], repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models/level_3").exists()
+    run(["dvc", "pull"], clone)
+    assert (clone / "models/level_3/model.safetensors").read_bytes() == (repo / "models/level_3/model.safetensors").read_bytes()
+    assert stages_run(run(["dvc", "repro"], clone)) == set()
+    assert "up to date" in run(["dvc", "status"], clone)
+
+
 def test_predict_writes_valid_paths(repo, tmp_path):
     new = pd.read_parquet(repo / "data/unlabeled_summaries.parquet").head(25)
     new.to_parquet(tmp_path / "new.parquet", index=False)
@@ -94,7 +152,7 @@ def test_predict_writes_valid_paths(repo, tmp_path):
 
 def test_changing_epochs_reruns_exactly_the_train_stages_and_what_follows(repo):
     run(["git", "add", "-A"], repo)  # a user commits the run's dvc.lock and metrics first
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first run"], repo)
+    run(["git", "commit", "-qm", "before the experiment", "--allow-empty"], repo)
     ran = stages_run(run(["dvc", "exp", "run", "-S", "epochs=2"], repo))
     # evaluate re-runs only if a retrained model differs (here training is deterministic and may keep
     # the linear-probe weights); retrain reads `epochs` itself, so it always re-runs.
@@ -112,3 +170,16 @@ def test_a_bad_input_fails_in_one_line_and_keeps_outputs(repo):
     assert "Traceback" not in result.stderr
     assert "data/phase2_labeled.parquet" in result.stderr and "confidence" in result.stderr
     assert (repo / "data/filtered.parquet").read_bytes() == before
+
+
+def test_pseudo_label_under_two_processes_matches_one_process(repo):
+    """`accelerate launch --multi_gpu --num_processes 2` (2 CPU processes here): the pool is split
+    across the processes, gathered in order, and rank 0 writes what a single process wrote."""
+    single = pd.read_parquet(repo / "data/unlabeled_scored.parquet")
+    run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+         "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "stages.pseudo_label"], repo,
+        env={"OMP_NUM_THREADS": "1"})
+    sharded = pd.read_parquet(repo / "data/unlabeled_scored.parquet")
+    assert sharded["call_id"].tolist() == single["call_id"].tolist()
+    assert sharded["level_3"].tolist() == single["level_3"].tolist()
+    assert abs(sharded["path_prob"] - single["path_prob"]).max() < 1e-3

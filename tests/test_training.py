@@ -48,46 +48,6 @@ def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params,
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
-def test_class_pair_sampler_pairs_rows_of_one_class_and_covers_every_row():
-    from callreason.training import ClassPairSampler
-
-    labels = np.array([0] * 5 + [1] * 4 + [2])
-    sampler = ClassPairSampler(labels, seed=0)
-    first, second = list(sampler), list(sampler)
-    assert len(first) == len(sampler) == 5 + 1 + 4 + 1  # class 0 padded to 6, class 2 stays single
-    assert set(first) == set(range(10)) and first != second  # every row, reshuffled each epoch
-    assert list(ClassPairSampler(labels, seed=0)) == first  # deterministic from the seed
-    sampler.set_epoch(0)
-    assert list(sampler) == first  # and from the epoch, so a resumed run sees the same order
-    pairs = [first[i:i + 2] for i in range(0, len(first) - 1)]
-    same_class_pairs = sum(labels[a] == labels[b] for a, b in pairs)
-    assert same_class_pairs >= 5  # the 5 pairs (one class each); single rows only shift the alignment
-
-
-def test_supervised_contrastive_loss_prefers_class_clusters():
-    import torch
-
-    from callreason.modeling import supervised_contrastive_loss
-
-    labels = torch.tensor([0, 0, 1, 1])
-    clustered = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
-    assert supervised_contrastive_loss(clustered, labels, 0.1) < supervised_contrastive_loss(mixed, labels, 0.1)
-    assert supervised_contrastive_loss(clustered, torch.tensor([0, 1, 2, 3]), 0.1) == 0.0  # no positives
-
-
-def test_contrastive_training_runs_and_leaves_inference_unchanged_in_shape(tmp_path, tiny_params, small_taxonomy):
-    data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
-    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
-    tiny_params["train"]["contrastive_weight"] = 0.5
-    summary = fit_level("level_3", train, val, small_taxonomy.labels["level_3"], tiny_params,
-                        tmp_path / "m", tmp_path / "live", tmp_path / "scratch")
-    model, tokenizer = load_classifier(tmp_path / "m")
-    assert model.contrastive_weight == 0.0
-    assert run_batched(model, tokenizer, val["summary"].tolist()).shape == (len(val), 5)
-    assert summary["best_val_macro_f1"] > 0.5
-
-
 def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path, tiny_model_dir, small_taxonomy):
     import pytest
     from transformers import TrainerCallback
