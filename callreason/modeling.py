@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -268,6 +268,16 @@ def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8) -> 
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+def in_length_order(lengths: np.ndarray, batch_size: int, compute: Callable[[np.ndarray], torch.Tensor],
+                    width: int) -> np.ndarray:
+    """``compute(index)`` -> ``(len(index), width)`` over length-sorted batches of row indices,
+    gathered back into input order: ``(len(lengths), width)`` float32."""
+    result = np.zeros((len(lengths), width), dtype=np.float32)
+    for index in length_sorted_batches(np.asarray(lengths), batch_size):
+        result[index] = compute(index).float().cpu().numpy()
+    return result
+
+
 @torch.inference_mode()
 def run_batched(
     model: TextClassifier,
@@ -285,14 +295,14 @@ def run_batched(
     device = next(model.parameters()).device
     token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
     width = len(model.classifier_config.labels) if output == "logits" else model.head.in_features
-    result = np.zeros((len(texts), width), dtype=np.float32)
-    for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
+
+    def compute(index: np.ndarray) -> torch.Tensor:
         batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             pooled = model.pool(**batch)
-            values = model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
-        result[index] = values.float().cpu().numpy()
-    return result
+            return model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
+
+    return in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, width)
 
 
 def predict_logits(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str],

@@ -34,8 +34,8 @@ from callreason.distributed import is_main_process
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.modeling import (
-    TextClassifier, bottom_layers_output, build_classifier, load_base_tokenizer, pad_batch, run_batched,
-    save_classifier, supports_layer_cache, tokenize, transformer_layers,
+    TextClassifier, bottom_layers_output, build_classifier, in_length_order, load_base_tokenizer, pad_batch,
+    run_batched, save_classifier, supports_layer_cache, tokenize, transformer_layers,
 )
 
 
@@ -121,16 +121,18 @@ def pad_hidden(rows: list[torch.Tensor], width: int) -> torch.Tensor:
 @torch.inference_mode()
 def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int,
                   output: str = "logits") -> np.ndarray:
-    """Logits or pooled vectors for ``rows`` (using their cached bottom-layer outputs if present)."""
+    """Logits or pooled vectors for ``rows`` (using their cached bottom-layer outputs if present),
+    run in length-sorted batches, returned in row order."""
     model.eval()
     collate = PadCollator(pad_id)
-    chunks = []
-    for start in range(0, len(rows), batch_size):
-        batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")}
-                         for i in range(start, min(start + batch_size, len(rows)))])
+
+    def compute(index: np.ndarray) -> torch.Tensor:
+        batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")} for i in index])
         pooled = model.pool(batch.pop("input_ids", None), **batch)
-        chunks.append((model.head(pooled) if output == "logits" else pooled).float().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, model.head.out_features), np.float32)
+        return model.head(pooled) if output == "logits" else pooled
+
+    width = model.head.out_features if output == "logits" else model.head.in_features
+    return in_length_order(np.array([len(ids) for ids in rows.token_ids]), batch_size, compute, width)
 
 
 class KeepBestCallback(TrainerCallback):
