@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "benchmarks"
 
 
-def load_benchmark(name: str, params: dict[str, Any]) -> tuple[pd.DataFrame, Taxonomy]:
-    """``demo``, ``banking77-1940`` (stratified 1,940-row subset) or ``banking77`` (all 7,846 rows),
-    validated and filtered like the pipeline's filter stage."""
+def load_benchmark(name: str, params: dict[str, Any], subset_seed: int = 0) -> tuple[pd.DataFrame, Taxonomy]:
+    """``demo``, ``banking77-1940`` (stratified 1,940-row subset, drawn with ``subset_seed``) or
+    ``banking77`` (all 7,846 rows), validated and filtered like the pipeline's filter stage."""
     if name == "demo":
         source, taxonomy_path = ROOT / params["data"]["labeled"], ROOT / params["data"]["taxonomy"]
     else:
@@ -44,7 +44,7 @@ def load_benchmark(name: str, params: dict[str, Any]) -> tuple[pd.DataFrame, Tax
     if name == "banking77-1940":
         from sklearn.model_selection import train_test_split
 
-        frame, _ = train_test_split(frame, train_size=1940, stratify=frame["level_3"], random_state=0)
+        frame, _ = train_test_split(frame, train_size=1940, stratify=frame["level_3"], random_state=subset_seed)
     return frame.reset_index(drop=True), taxonomy
 
 
