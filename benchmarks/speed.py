@@ -4,8 +4,9 @@
 
 Each measurement runs in its own subprocess so peak RSS is its own. Prints, per approach, training
 samples/s (rows x epochs run / training seconds), wall time, peak RSS and level_3 macro-F1, and the
-ratio; then inference throughput of ``HierarchicalPredictor`` against a bare forward loop over the
-same length-sorted batches, and peak RSS of ``predict_parquet`` at two input sizes (a tiny random
+ratio; then inference throughput of one model against a bare forward loop over the same length-sorted
+batches, of the three-level predictor with its shared frozen bottom layers run once vs once per
+level, and peak RSS of ``predict_parquet`` at two input sizes (a tiny random
 model, so the memory of the streaming code is what is measured, not the time of a big model).
 """
 
@@ -86,6 +87,46 @@ def inference_one(dataset: str) -> dict:
             "ratio": bare / ours}
 
 
+def hierarchy_inference_one(dataset: str) -> dict:
+    """Three-level predictor throughput with the shared frozen bottom layers run once per batch vs per level.
+
+    The three level models are built from the base with ``train.frozen_layers`` left as they are and the
+    layers above perturbed (as fine-tuning would), so only the bottom is shared, as in a trained run.
+    """
+    import torch
+
+    from callreason.dataset import write_label_encoders
+    from callreason.modeling import build_classifier, save_classifier, transformer_layers
+    from callreason.predict import HierarchicalPredictor
+    from callreason.taxonomy import LEVELS
+
+    params = default_params()
+    frame, taxonomy = load_benchmark(dataset, params)
+    texts = frame["summary"].tolist()
+    frozen = params["train"]["frozen_layers"]
+    work = Path(tempfile.mkdtemp())
+    torch.manual_seed(0)
+    for level in LEVELS:
+        model, tokenizer = build_classifier(params["model"]["base"], taxonomy.labels[level], max_length=256)
+        with torch.no_grad():
+            for parameter in transformer_layers(model.encoder)[frozen:].parameters():
+                parameter.add_(1e-3 * torch.randn_like(parameter))
+        save_classifier(model, tokenizer, work / level)
+    write_label_encoders(taxonomy, work / "label_encoders")
+    predictor = HierarchicalPredictor.load(work)
+    shared_depth = predictor.shared_depth
+    start = time.perf_counter()
+    shared = predictor.level_logits(texts)
+    shared_seconds = time.perf_counter() - start
+    predictor.shared_depth = 0
+    start = time.perf_counter()
+    separate = predictor.level_logits(texts)
+    separate_seconds = time.perf_counter() - start
+    return {"rows": len(texts), "shared_depth": shared_depth, "shared_rows_per_second": len(texts) / shared_seconds,
+            "per_level_rows_per_second": len(texts) / separate_seconds, "speedup": separate_seconds / shared_seconds,
+            "max_abs_logit_difference": float(max(np.abs(a - b).max() for a, b in zip(shared, separate)))}
+
+
 def predict_memory_one(rows: int) -> dict:
     """Peak RSS of ``predict_parquet`` over ``rows`` synthesized summaries with a tiny random model."""
     import pandas as pd
@@ -140,6 +181,7 @@ def main() -> None:
     if args.one:
         kind, *rest = args.one
         result = {"train": lambda: train_one(rest[0], rest[1], int(rest[2])), "infer": lambda: inference_one(rest[0]),
+                  "hierarchy": lambda: hierarchy_inference_one(rest[0]),
                   "memory": lambda: predict_memory_one(int(rest[0]))}[kind]()
         print(json.dumps(result))
         return
@@ -152,6 +194,8 @@ def main() -> None:
               f"wall {results['seed']['wall_seconds'] / results['pipeline']['wall_seconds']:.2f}x faster", flush=True)
     results["inference"] = in_subprocess("infer", args.dataset)
     print(json.dumps(results["inference"]), flush=True)
+    results["hierarchy_inference"] = in_subprocess("hierarchy", args.dataset)
+    print(json.dumps(results["hierarchy_inference"]), flush=True)
     results["predict_memory"] = [in_subprocess("memory", str(rows)) for rows in args.predict_rows]
     for row in results["predict_memory"]:
         print(json.dumps(row), flush=True)

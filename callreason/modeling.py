@@ -97,12 +97,19 @@ class TextClassifier(nn.Module):
         (see :func:`bottom_layers_output`); then only the remaining layers run.
         """
         if cached_hidden is not None:
-            layers = transformer_layers(self.encoder)
-            hidden = run_layers(self.encoder, cached_hidden, attention_mask, layers[len(layers) - self.trainable_layers:])
-        else:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs
-            ).last_hidden_state
+            n_layers = len(transformer_layers(self.encoder))
+            return self.pool_from(cached_hidden, attention_mask, n_layers - self.trainable_layers)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
+        return self.pool_hidden(hidden, attention_mask)
+
+    def pool_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start_layer: int) -> torch.Tensor:
+        """Pooled vectors from ``hidden`` (batch, seq, hidden), the output of the embeddings and the
+        first ``start_layer`` layers: the remaining layers run, then pooling."""
+        hidden = run_layers(self.encoder, hidden, attention_mask, transformer_layers(self.encoder)[start_layer:])
+        return self.pool_hidden(hidden, attention_mask)
+
+    def pool_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean (over unmasked tokens) or CLS pooling of the last hidden states, optionally L2-normalised."""
         if self.classifier_config.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -305,11 +312,61 @@ def run_batched(
     return in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, width)
 
 
+def shared_bottom_depth(models: list[TextClassifier], tokenizers: list[PreTrainedTokenizerBase]) -> int:
+    """How many bottom transformer layers (with the embeddings) all ``models`` share bit for bit.
+
+    The level models of one run freeze the same bottom layers of the same base (``train.frozen_layers``),
+    so inference can run those once per batch for all levels. 0 when nothing is shared, the encoders
+    cannot run from a cached bottom, or tokenizers, ``max_length`` or pooling differ.
+    """
+    first, others = models[0], models[1:]
+    same_inputs = all(
+        supports_layer_cache(m.encoder) and m.classifier_config.max_length == first.classifier_config.max_length
+        and tok.get_vocab() == tokenizers[0].get_vocab() for m, tok in zip(models, tokenizers))
+    if not others or not same_inputs:
+        return 0
+
+    def same(module_of) -> bool:
+        reference = module_of(first).state_dict()
+        return all(reference.keys() == module_of(m).state_dict().keys() and all(
+            torch.equal(reference[k], v) for k, v in module_of(m).state_dict().items()) for m in others)
+
+    if not same(lambda m: m.encoder.embeddings):
+        return 0
+    depth = 0
+    while depth < len(transformer_layers(first.encoder)) and same(lambda m: transformer_layers(m.encoder)[depth]):
+        depth += 1
+    return depth
+
+
+@torch.inference_mode()
+def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokenizerBase, texts: list[str],
+                       depth: int, batch_size: int = 64) -> list[np.ndarray]:
+    """Each model's transformer logits for ``texts``, running the ``depth`` shared bottom layers
+    (:func:`shared_bottom_depth`) once per batch: the same numbers as :func:`run_batched` per model."""
+    first = models[0]
+    for model in models:
+        model.eval()
+    device = next(first.parameters()).device
+    token_ids = tokenize(tokenizer, texts, first.classifier_config.max_length)
+    widths = [len(m.classifier_config.labels) for m in models]
+
+    def compute(index: np.ndarray) -> torch.Tensor:
+        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        mask = batch["attention_mask"]
+        hidden = run_layers(first.encoder, first.encoder.embeddings(input_ids=batch["input_ids"]), mask,
+                            transformer_layers(first.encoder)[:depth])
+        return torch.cat([m.head(m.pool_from(hidden, mask, depth).to(m.head.weight.dtype)) for m in models], dim=1)
+
+    logits = in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, sum(widths))
+    return np.split(logits, np.cumsum(widths)[:-1], axis=1)
+
+
 def predict_logits(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                   batch_size: int = 64) -> np.ndarray:
-    """The classifier's logits (n, num_labels): the transformer's, blended with its TF-IDF companion
-    (``classifier_config.lexical_weight``) when it has one."""
-    logits = run_batched(model, tokenizer, texts, batch_size)
+                   batch_size: int = 64, transformer_logits: np.ndarray | None = None) -> np.ndarray:
+    """The classifier's logits (n, num_labels): the transformer's (computed unless given), blended
+    with its TF-IDF companion (``classifier_config.lexical_weight``) when it has one."""
+    logits = run_batched(model, tokenizer, texts, batch_size) if transformer_logits is None else transformer_logits
     weight = model.classifier_config.lexical_weight
     if model.lexical is None or weight == 0.0:
         return logits

@@ -16,7 +16,9 @@ from callreason.distributed import device_name
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path
-from callreason.modeling import TextClassifier, load_classifier, predict_logits
+from callreason.modeling import (
+    TextClassifier, load_classifier, predict_logits, run_batched_shared, shared_bottom_depth,
+)
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_prediction_input
 
@@ -32,6 +34,10 @@ class HierarchicalPredictor:
     models: list[tuple[TextClassifier, object]]
     temperatures: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     batch_size: int = 64
+    shared_depth: int = field(init=False)  # bottom layers the three models share, run once per batch
+
+    def __post_init__(self):
+        self.shared_depth = shared_bottom_depth([m for m, _ in self.models], [tok for _, tok in self.models])
 
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True) -> "HierarchicalPredictor":
@@ -53,7 +59,11 @@ class HierarchicalPredictor:
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         """Raw logits per level, ``[(n, k1), (n, k2), (n, k3)]``."""
-        return [predict_logits(m, tok, texts, self.batch_size) for m, tok in self.models]
+        if self.shared_depth == 0:
+            return [predict_logits(m, tok, texts, self.batch_size) for m, tok in self.models]
+        transformer = run_batched_shared([m for m, _ in self.models], self.models[0][1], texts, self.shared_depth,
+                                         self.batch_size)
+        return [predict_logits(m, tok, texts, transformer_logits=z) for (m, tok), z in zip(self.models, transformer)]
 
     def level_probs(self, texts: list[str], logits: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Temperature-scaled softmax probabilities per level."""

@@ -64,3 +64,33 @@ def test_cached_bottom_layers_give_the_same_logits_as_the_full_encoder(tiny_mode
     np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=2), full, atol=1e-5)
     batch = PadCollator(tokenizer.pad_token_id)([rows[i] for i in range(3)])
     assert "input_ids" not in batch and batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape
+
+
+def test_levels_sharing_frozen_bottom_layers_run_them_once_with_the_same_logits(tiny_model_dir):
+    from callreason.modeling import run_batched_shared, shared_bottom_depth, transformer_layers
+
+    built = [build_classifier(str(tiny_model_dir), labels, pooling="mean", max_length=32)
+             for labels in (LABELS, ["x", "y"], ["p", "q", "r", "s"])]
+    models, tokenizers = [m for m, _ in built], [t for _, t in built]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for model in models[1:]:  # fine-tuned top layer, frozen bottom layer and embeddings
+            for parameter in transformer_layers(model.encoder)[1].parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    assert shared_bottom_depth(models, tokenizers) == 1
+    texts = ["card lost", "refund order late fee charge twice", "login", "bill payment agent"]
+    shared = run_batched_shared(models, tokenizers[0], texts, depth=1, batch_size=3)
+    for model, tokenizer, logits in zip(models, tokenizers, shared):
+        np.testing.assert_allclose(logits, run_batched(model, tokenizer, texts, batch_size=3), atol=1e-5)
+    assert not np.allclose(shared[0][:, :2], shared[1])
+
+    embedding = models[2].encoder.embeddings.word_embeddings.weight
+    original = embedding.detach().clone()
+    with torch.no_grad():
+        embedding[5] += 1.0
+    assert shared_bottom_depth(models, tokenizers) == 0
+    with torch.no_grad():
+        embedding.copy_(original)
+    assert shared_bottom_depth(models, tokenizers) == 1
+    models[1].classifier_config.max_length = 16
+    assert shared_bottom_depth(models, tokenizers) == 0
