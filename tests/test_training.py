@@ -96,3 +96,36 @@ def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
     (tmp_path / "run.json").write_text('{"fingerprint": "other"}')
     assert resumable_checkpoint(tmp_path, "this") is None
     assert not (tmp_path / "checkpoint-4").exists()
+
+
+def run_keep_best(val_scores: list[float], probe_score: float, patience: int) -> tuple[int, float, int]:
+    """Feed ``val_scores`` (one per epoch) to KeepBestCallback; returns (epochs run, best epoch, restored weight)."""
+    import torch
+    from types import SimpleNamespace
+
+    from callreason.training import KeepBestCallback
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)  # the linear probe's weights
+    callback = KeepBestCallback(model, probe_score, patience)
+    control = SimpleNamespace(should_training_stop=False)
+    epochs = 0
+    for epoch, score in enumerate(val_scores, start=1):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))  # weights after this epoch
+        epochs = epoch
+        callback.on_evaluate(None, SimpleNamespace(epoch=float(epoch)), control, metrics={"eval_macro_f1": score})
+        if control.should_training_stop:
+            break
+    callback.on_train_end(None, None, control)
+    return epochs, callback.best_epoch, int(model.weight.item())
+
+
+def test_early_stopping_keeps_the_best_epoch_and_never_stops_on_the_first_epochs_dip():
+    # moving off the linear probe often dips below it first: the first fine-tuning epoch is not a bad epoch
+    assert run_keep_best([0.80, 0.86, 0.88, 0.87, 0.90], probe_score=0.84, patience=1) == (4, 3.0, 3)
+    assert run_keep_best([0.80, 0.83, 0.82], probe_score=0.84, patience=1) == (2, 0.0, 0)  # the probe stays
+    assert run_keep_best([0.80, 0.83, 0.85, 0.86], probe_score=0.84, patience=2) == (4, 4.0, 4)
+    assert run_keep_best([0.90, 0.89, 0.88, 0.95], probe_score=0.84, patience=2) == (3, 1.0, 1)
+    assert run_keep_best([1.0, 0.5], probe_score=0.84, patience=3) == (1, 1.0, 1)  # perfect: nothing left to gain
