@@ -6,7 +6,8 @@ The recipe, each step measured by ``benchmarks/quality.py``:
 2. fine-tune encoder and head together with separate learning rates, label smoothing and optional
    per-row weights (LLM confidence, pseudo-label down-weighting);
 3. evaluate macro-F1 on the validation slice every epoch, keep the best weights in memory
-   (the linear probe itself counts as epoch 0), stop early after ``patience`` epochs without gain.
+   (the linear probe itself counts as epoch 0), stop early after ``patience`` epochs without gain
+   (the first epoch is exempt: moving off the probe often lowers the score before it raises it).
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
 
 
 class KeepBestCallback(TrainerCallback):
-    """Keeps the best weights (by ``eval_macro_f1``) in memory, restores them at the end, stops early.
+    """Keeps the best weights (by ``eval_macro_f1``) in memory, restores them at the end, stops early
+    after ``patience`` epochs without gain; the first fine-tuning epoch never counts as one.
 
     No checkpoint is written for this, unlike ``load_best_model_at_end``. When the Trainer saves a
     checkpoint (``train.resume``), the best weights so far are saved beside it (``state_dir``), so a
@@ -163,7 +165,7 @@ class KeepBestCallback(TrainerCallback):
             self.best_state = copy.deepcopy(self.model.state_dict())
             if score >= 1.0:  # nothing left to gain on the validation slice
                 control.should_training_stop = True
-        else:
+        elif round(state.epoch) > 1:  # leaving the linear probe often dips first: not a bad epoch
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience:
                 control.should_training_stop = True

@@ -47,7 +47,7 @@ def repo(tmp_path_factory) -> Path:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["epochs"] = 1
     params["model"]["max_length"] = 64
-    params["train"].update({"frozen_layers": 5, "patience": 1})
+    params["train"]["frozen_layers"] = 5
     params["split"]["min_rows_per_class"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
