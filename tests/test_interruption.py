@@ -31,7 +31,9 @@ def test_killed_stage_keeps_the_previous_folder(tmp_path, sig):
     target.mkdir()
     (target / "weights").write_text("previous")
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=Path(__file__).parents[1])
+                            text=True, cwd=Path(__file__).parents[1],
+                            # a shell starting pytest in the background ignores SIGINT for it; undo that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(sig)
     proc.wait(timeout=20)
