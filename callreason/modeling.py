@@ -317,7 +317,7 @@ def shared_bottom_depth(models: list[TextClassifier], tokenizers: list[PreTraine
 
     The level models of one run freeze the same bottom layers of the same base (``train.frozen_layers``),
     so inference can run those once per batch for all levels. 0 when nothing is shared, the encoders
-    cannot run from a cached bottom, or tokenizers, ``max_length`` or pooling differ.
+    cannot run from a cached bottom, or their tokenizers or ``max_length`` differ.
     """
     first, others = models[0], models[1:]
     same_inputs = all(
