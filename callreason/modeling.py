@@ -175,6 +175,12 @@ def run_layers(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.T
     return hidden
 
 
+def run_bottom(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """The embeddings and the first ``n_layers`` layers of a BERT-style ``encoder``: (batch, seq, hidden_size)."""
+    return run_layers(encoder, encoder.embeddings(input_ids=input_ids), attention_mask,
+                      transformer_layers(encoder)[:n_layers])
+
+
 @torch.inference_mode()
 def bottom_layers_output(
     model: "TextClassifier", tokenizer: PreTrainedTokenizerBase, token_ids: list[list[int]], n_layers: int,
@@ -190,8 +196,7 @@ def bottom_layers_output(
     result: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
     for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
         batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
-        hidden = encoder.embeddings(input_ids=batch["input_ids"])
-        hidden = run_layers(encoder, hidden, batch["attention_mask"], transformer_layers(encoder)[:n_layers])
+        hidden = run_bottom(encoder, batch["input_ids"], batch["attention_mask"], n_layers)
         for row, i in enumerate(index):
             result[i] = hidden[row, : len(token_ids[i])].float().cpu().clone()
     return result
@@ -354,8 +359,7 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
     def compute(index: np.ndarray) -> torch.Tensor:
         batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
         mask = batch["attention_mask"]
-        hidden = run_layers(first.encoder, first.encoder.embeddings(input_ids=batch["input_ids"]), mask,
-                            transformer_layers(first.encoder)[:depth])
+        hidden = run_bottom(first.encoder, batch["input_ids"], mask, depth)
         return torch.cat([m.head(m.pool_from(hidden, mask, depth).to(m.head.weight.dtype)) for m in models], dim=1)
 
     logits = in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, sum(widths))
