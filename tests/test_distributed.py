@@ -72,7 +72,9 @@ def function(batch):
     seen.extend(batch)
     return [np.array([[float(t.split()[1])] for t in batch]), np.array([[len(t), 1.0] for t in batch])]
 out = sharded_apply(function, texts)
-print(json.dumps({"rank": os.environ["RANK"], "seen": seen, "out0": out[0][:, 0].tolist(), "out1": out[1].tolist()}))
+report = {"rank": os.environ["RANK"], "seen": seen, "out0": out[0][:, 0].tolist(), "out1": out[1].tolist()}
+with open(f"report_{os.environ['RANK']}.json", "w") as file:  # one file per rank: stdout lines interleave
+    json.dump(report, file)
 """
 
 
@@ -81,8 +83,7 @@ def test_sharded_inference_splits_rows_across_processes_and_gathers_them_in_orde
     script.write_text(SHARD_SCRIPT)
     result = launch([str(script)], tmp_path, tmp_path / "opened.jsonl")
     assert result.returncode == 0, result.stderr[-3000:]
-    reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert len(reports) == 2
+    reports = [json.loads((tmp_path / f"report_{rank}.json").read_text()) for rank in (0, 1)]
     seen = [set(r["seen"]) for r in reports]
     assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 11  # each row computed once
     for report in reports:
