@@ -195,7 +195,7 @@ def bottom_layers_output(
     encoder = model.encoder
     result: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
     for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
-        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
         hidden = run_bottom(encoder, batch["input_ids"], batch["attention_mask"], n_layers)
         for row, i in enumerate(index):
             result[i] = hidden[row, : len(token_ids[i])].float().cpu().clone()
@@ -268,8 +268,9 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_lengt
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
-def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8) -> dict[str, torch.Tensor]:
-    """Right-pad to the batch's longest row rounded up to ``multiple_of``."""
+def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8,
+              device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad to the batch's longest row rounded up to ``multiple_of``; on ``device`` when given."""
     width = max(len(ids) for ids in token_ids)
     width = -(-width // multiple_of) * multiple_of
     input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
@@ -277,7 +278,7 @@ def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8) -> 
     for row, ids in enumerate(token_ids):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
 
 def in_length_order(lengths: np.ndarray, batch_size: int, compute: Callable[[np.ndarray], torch.Tensor],
@@ -309,7 +310,7 @@ def run_batched(
     width = len(model.classifier_config.labels) if output == "logits" else model.head.in_features
 
     def compute(index: np.ndarray) -> torch.Tensor:
-        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             pooled = model.pool(**batch)
             return model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
@@ -357,7 +358,7 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
     widths = [len(m.classifier_config.labels) for m in models]
 
     def compute(index: np.ndarray) -> torch.Tensor:
-        batch = {k: v.to(device) for k, v in pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id).items()}
+        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
         mask = batch["attention_mask"]
         hidden = run_bottom(first.encoder, batch["input_ids"], mask, depth)
         return torch.cat([m.head(m.pool_from(hidden, mask, depth).to(m.head.weight.dtype)) for m in models], dim=1)
