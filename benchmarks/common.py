@@ -24,6 +24,7 @@ from callreason.metrics import evaluation_metrics
 from callreason.modeling import build_classifier, run_batched
 from callreason.predict import HierarchicalPredictor
 from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.params import settings_from_params
 from callreason.training import fit_level
 from callreason.validation import filter_confident, validate_labeled
 
@@ -94,7 +95,7 @@ def pipeline_levels(data: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, An
     train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
     summaries = {}
     for level in levels:
-        summaries[level] = fit_level(level, train, val, taxonomy.labels[level], params, work / level,
+        summaries[level] = fit_level(level, train, val, taxonomy.labels[level], settings_from_params(params), work / level,
                                      work / "dvclive" / level, work / "scratch" / level)
     write_label_encoders(taxonomy, work / "label_encoders")
     predictor = HierarchicalPredictor.load(work, calibrated=False)

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from benchmarks.common import default_params, load_benchmark, split_dataset
 from callreason.modeling import load_classifier, predict_logits, run_batched
 from callreason.taxonomy import LEVELS
+from callreason.params import settings_from_params
 from callreason.training import fit_level
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         start = time.perf_counter()
-        summary = fit_level(args.level, train, val, taxonomy.labels[args.level], params, work / "model",
+        summary = fit_level(args.level, train, val, taxonomy.labels[args.level], settings_from_params(params), work / "model",
                             work / "live", work / "scratch")
         seconds = time.perf_counter() - start
         model, tokenizer = load_classifier(work / "model")

@@ -40,6 +40,7 @@ from callreason.pseudo_labels import (
     labeled_call_ids, precision_at_threshold, retrain_rows, score_unlabeled, select_pseudo_labels, val_estimate,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.params import settings_from_params
 from callreason.training import fit_level
 from callreason.uncertainty import STRATEGIES, select_uncertain
 from callreason.validation import validate_unlabeled
@@ -121,7 +122,7 @@ def retrain_levels(data: pd.DataFrame, kept: pd.DataFrame, taxonomy: Taxonomy, p
                                 bool(params["train"].get("confidence_weighting")))
     val, test = data[data["split"] == "val"], data[data["split"] == "test"]
     weights = rows["sample_weight"].to_numpy(np.float32)
-    fits = {level: fit_level(level, rows, val, taxonomy.labels[level], params, work / level,
+    fits = {level: fit_level(level, rows, val, taxonomy.labels[level], settings_from_params(params), work / level,
                              work / "dvclive" / level, work / "scratch" / level, sample_weight=weights)
             for level in LEVELS}
     write_label_encoders(taxonomy, work / "label_encoders")

@@ -35,6 +35,7 @@ def train_one(approach: str, dataset: str, epochs: int) -> dict:
     """Train level_3 with ``approach`` (``seed`` or ``pipeline``); returns the measurements."""
     from benchmarks.seed_recipe import seed_recipe_probs
     from callreason.modeling import load_classifier, predict_logits
+    from callreason.params import settings_from_params
     from callreason.training import fit_level
 
     params = default_params()
@@ -50,7 +51,7 @@ def train_one(approach: str, dataset: str, epochs: int) -> dict:
                                            epochs=epochs)
         train_seconds, epochs_run = metrics["train_runtime"], metrics["epoch"]
     else:
-        summary = fit_level("level_3", train, val, labels, params, work / "m", work / "live", work / "scratch")
+        summary = fit_level("level_3", train, val, labels, settings_from_params(params), work / "m", work / "live", work / "scratch")
         model, tokenizer = load_classifier(work / "m")
         probs = predict_logits(model, tokenizer, test["summary"].tolist())
         train_seconds, epochs_run = summary["train_seconds"], summary["epochs_run"]

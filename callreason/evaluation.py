@@ -12,6 +12,7 @@ import pandas as pd
 from callreason.hierarchy import expected_calibration_error, fit_temperature, softmax
 from callreason.io import atomic_path, write_json
 from callreason.modeling import base_model_identity
+from callreason.params import ModelSettings
 from callreason.metrics import (
     classification_report_dict, confusion_rows, error_analysis_markdown, evaluation_metrics, plot_confusion_png,
 )
@@ -83,11 +84,11 @@ def evaluate_run(
     return metrics
 
 
-def write_metadata(params: dict[str, Any], predictor: HierarchicalPredictor, training_rows: int,
+def write_metadata(model: ModelSettings, predictor: HierarchicalPredictor, training_rows: int,
                    metrics: dict[str, Any], path: Path, **extra: Any) -> None:
     """``metadata.json`` beside a run's models: base model and revision, class counts, training rows."""
     write_json({
-        **base_model_identity(params["model"]["base"], params["model"].get("revision")),
+        **base_model_identity(model.base, model.revision),
         "classes": {level: len(predictor.taxonomy.labels[level]) for level in LEVELS},
         "training_rows": int(training_rows),
         **extra,

@@ -34,31 +34,44 @@ from transformers.trainer_utils import get_last_checkpoint
 from callreason.distributed import is_main_process
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
+from callreason.params import Settings
 from callreason.modeling import (
     TextClassifier, bottom_layers_output, build_classifier, in_length_order, load_base_tokenizer, pad_batch,
     run_batched, save_classifier, supports_layer_cache, tokenize, transformer_layers,
 )
 
 
-@dataclass
-class TrainSettings:
-    """Training settings of one level, read from params.yaml (``epochs``, ``seed``, ``train``, ``level_N``)."""
+@dataclass(frozen=True)
+class FitSettings:
+    """What one level's fine-tuning needs, from params.yaml (see :func:`fit_settings`); no defaults."""
 
-    epochs: int = 6
-    seed: int = 42
-    batch_size: int = 16
-    encoder_lr: float = 5e-5
-    head_lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    label_smoothing: float = 0.1
-    patience: int = 2
-    linear_probe: bool = True
-    probe_c: float = 10.0
-    frozen_layers: int = 0
-    bf16: str | bool = "auto"
-    eval_batch_size: int = 64
-    resume: bool = False
+    epochs: int
+    seed: int
+    batch_size: int
+    encoder_lr: float
+    head_lr: float
+    weight_decay: float
+    warmup_ratio: float
+    label_smoothing: float
+    patience: int
+    linear_probe: bool
+    probe_c: float
+    frozen_layers: int
+    bf16: str | bool
+    eval_batch_size: int
+    resume: bool
+
+
+def fit_settings(settings: Settings, level: str) -> FitSettings:
+    """:class:`FitSettings` for ``level``: top-level ``epochs``/``seed``, ``train``, ``level_N``, ``evaluate``."""
+    train, rates = settings.train, settings.levels[level]
+    return FitSettings(
+        epochs=settings.epochs, seed=settings.seed, batch_size=train.batch_size, encoder_lr=rates.encoder_lr,
+        head_lr=rates.head_lr, weight_decay=train.weight_decay, warmup_ratio=train.warmup_ratio,
+        label_smoothing=train.label_smoothing, patience=train.patience, linear_probe=train.linear_probe,
+        probe_c=train.probe_c, frozen_layers=train.frozen_layers, bf16=train.bf16,
+        eval_batch_size=settings.evaluate.batch_size, resume=train.resume,
+    )
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -181,7 +194,7 @@ class KeepBestCallback(TrainerCallback):
         self.model.load_state_dict(self.best_state)
 
 
-def run_fingerprint(model: TextClassifier, settings: TrainSettings, train_set: "TokenizedRows",
+def run_fingerprint(model: TextClassifier, settings: FitSettings, train_set: "TokenizedRows",
                     val_set: "TokenizedRows") -> str:
     """SHA-256 of what determines a training run: settings, classifier config, tokens, labels, weights."""
     digest = hashlib.sha256(json.dumps([vars(settings), vars(model.classifier_config)], sort_keys=True,
@@ -240,7 +253,7 @@ def freeze_bottom_layers(model: TextClassifier, n_layers: int) -> None:
             p.requires_grad = False
 
 
-def make_optimizer(model: TextClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: TextClassifier, settings: FitSettings) -> torch.optim.Optimizer:
     """AdamW with the encoder at ``encoder_lr`` and the head at ``head_lr``; no decay on biases/norms."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
@@ -259,7 +272,7 @@ def train_classifier(
     train_labels: np.ndarray,
     val_texts: list[str],
     val_labels: np.ndarray,
-    settings: TrainSettings,
+    settings: FitSettings,
     work_dir: Path,
     sample_weight: np.ndarray | None = None,
     callbacks: list[TrainerCallback] | None = None,
@@ -353,27 +366,6 @@ def train_classifier(
     }
 
 
-def settings_from_params(params: dict[str, Any], level: str) -> TrainSettings:
-    """TrainSettings for ``level`` from params.yaml: top-level ``epochs``/``seed``, ``train``, ``level_N``."""
-    shared = params["train"]
-    return TrainSettings(
-        epochs=int(params["epochs"]),
-        seed=int(params["seed"]),
-        batch_size=int(shared["batch_size"]),
-        encoder_lr=float(params[level]["encoder_lr"]),
-        head_lr=float(params[level]["head_lr"]),
-        weight_decay=float(shared["weight_decay"]),
-        warmup_ratio=float(shared["warmup_ratio"]),
-        label_smoothing=float(shared["label_smoothing"]),
-        patience=int(shared["patience"]),
-        linear_probe=bool(shared["linear_probe"]),
-        probe_c=float(shared["probe_c"]),
-        frozen_layers=int(shared["frozen_layers"]),
-        bf16=shared["bf16"],
-        resume=bool(shared["resume"]),
-    )
-
-
 def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], setting: int | str) -> int:
     """``auto``: the 99th percentile of token lengths rounded up to a multiple of 8, capped at 512."""
     limit = min(512, tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512)
@@ -402,7 +394,7 @@ def fit_level(
     train_rows: pd.DataFrame,
     val_rows: pd.DataFrame,
     labels: list[str],
-    params: dict[str, Any],
+    settings: Settings,
     model_dir: Path,
     live_dir: Path,
     work_dir: Path,
@@ -416,15 +408,15 @@ def fit_level(
     from dvclive import Live
     from transformers.integrations import DVCLiveCallback
 
-    settings = settings_from_params(params, level)
-    if params["train"].get("confidence_weighting") and sample_weight is None:
+    fit = fit_settings(settings, level)
+    if settings.train.confidence_weighting and sample_weight is None:
         sample_weight = train_rows["confidence"].to_numpy(np.float32)
-    model_params = params["model"]
-    tokenizer = load_base_tokenizer(model_params["base"], model_params.get("revision"))
-    max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_params["max_length"])
+    model_settings = settings.model
+    tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
+    max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
     model, tokenizer = build_classifier(
-        model_params["base"], labels, pooling=model_params["pooling"], max_length=max_length,
-        revision=model_params.get("revision"), label_smoothing=settings.label_smoothing, level=level,
+        model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
+        revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level,
     )
     callbacks = []
     if is_main_process():
@@ -433,9 +425,9 @@ def fit_level(
         model, tokenizer,
         train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
-        settings, work_dir, sample_weight=sample_weight, callbacks=callbacks,
+        fit, work_dir, sample_weight=sample_weight, callbacks=callbacks,
     )
-    if params["train"].get("lexical_blend"):
+    if settings.train.lexical_blend:
         summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level, sample_weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "max_length": max_length, "classes": len(labels)})

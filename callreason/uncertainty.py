@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 
 from callreason.errors import InputError
+from callreason.params import GROUPINGS, STRATEGIES
 from callreason.taxonomy import LEVELS
 
-STRATEGIES = ("margin", "entropy", "least_confidence")
-GROUPINGS = ("level_2", "path_pair", "none")
 MAX_GROUPS_REPORTED = 50  # per_group in the metrics: the largest groups only
 
 QUEUE_COLUMNS = (

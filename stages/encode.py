@@ -4,7 +4,8 @@ from pathlib import Path
 
 from callreason.dataset import encode_dataset, write_label_encoders
 from callreason.errors import run_stage
-from callreason.io import atomic_path, load_params, read_parquet, write_json, write_parquet
+from callreason.io import atomic_path, read_parquet, write_json, write_parquet
+from callreason.params import load_settings
 from callreason.taxonomy import Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
@@ -13,12 +14,12 @@ METRICS = "metrics/encode.json"
 
 
 def main() -> None:
-    params = load_params()
-    taxonomy = Taxonomy.load(params["data"]["taxonomy"])
-    split = params["split"]
+    settings = load_settings()
+    taxonomy = Taxonomy.load(settings.data.taxonomy)
+    split = settings.split
     dataset, report = encode_dataset(
         read_parquet("data/filtered.parquet", "filtered data (run `dvc repro filter`)"), taxonomy,
-        split["test_fraction"], split["val_fraction"], params["seed"], split["min_rows_per_class"],
+        split.test_fraction, split.val_fraction, settings.seed, split.min_rows_per_class,
     )
     with atomic_path(ENCODERS) as tmp:
         write_label_encoders(taxonomy, Path(tmp))

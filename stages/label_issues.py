@@ -2,7 +2,8 @@
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.io import load_params, write_json, write_parquet
+from callreason.io import write_json, write_parquet
+from callreason.params import load_settings
 from callreason.label_issues import find_label_issues
 from callreason.taxonomy import Taxonomy
 
@@ -10,10 +11,10 @@ DATASET, ISSUES, METRICS = "data/prepared/dataset.parquet", "data/label_issues.p
 
 
 def main() -> None:
-    params = load_params()
-    cfg = params["label_issues"]
-    issues, counts = find_label_issues(load_dataset(DATASET), Taxonomy.load(params["data"]["taxonomy"]),
-                                       folds=cfg["folds"], c=cfg["c"], seed=int(params["seed"]))
+    settings = load_settings()
+    cfg = settings.label_issues
+    issues, counts = find_label_issues(load_dataset(DATASET), Taxonomy.load(settings.data.taxonomy),
+                                       folds=cfg.folds, c=cfg.c, seed=settings.seed)
     write_parquet(issues, ISSUES)
     write_json(counts, METRICS)
     print(f"label_issues: checked {counts['rows_checked']} labeled rows ({counts['folds']}-fold {counts['cv']} "

@@ -7,7 +7,7 @@ level_3, level_N_prob, path_prob`` (calibrated probabilities). Not a DVC stage.
 import argparse
 
 from callreason.errors import run_stage
-from callreason.io import load_params
+from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor, predict_parquet
 
 
@@ -18,9 +18,9 @@ def main() -> None:
     parser.add_argument("--models", default="models", help="folder with level_1..3, label_encoders, calibration.json")
     parser.add_argument("--chunk-rows", type=int, default=20_000, help="rows read into memory at a time")
     args = parser.parse_args()
-    params = load_params()
-    predictor = HierarchicalPredictor.load(args.models, batch_size=params["evaluate"]["batch_size"])
-    counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, params["data"]["max_summary_chars"])
+    settings = load_settings()
+    predictor = HierarchicalPredictor.load(args.models, batch_size=settings.evaluate.batch_size)
+    counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, settings.data.max_summary_chars)
     dropped = {k: v for k, v in counts.items() if k.startswith("dropped") and v}
     print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
           f"predictions to {args.output}" + (f"; dropped {dropped}" if dropped else ""))

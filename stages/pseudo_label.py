@@ -3,7 +3,8 @@
 from callreason.dataset import load_dataset
 from callreason.distributed import is_main_process
 from callreason.errors import run_stage
-from callreason.io import load_params, read_parquet, write_json, write_parquet
+from callreason.io import read_parquet, write_json, write_parquet
+from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import (
     PSEUDO_COLUMNS, SCORED_COLUMNS, calibration_errors, labeled_call_ids, model_version, score_unlabeled,
@@ -16,27 +17,27 @@ PSEUDO, SCORED, METRICS = "data/pseudo_labels.parquet", "data/unlabeled_scored.p
 
 
 def main() -> None:
-    params = load_params()
-    cfg, data_cfg = params["pseudo_label"], params["data"]
+    settings = load_settings()
+    cfg, data_cfg = settings.pseudo_label, settings.data
     data = load_dataset(DATASET)
-    labeled = labeled_call_ids(data, read_parquet(data_cfg["labeled"], "labeled data"), data_cfg["labeled"])
-    rows, counts = validate_unlabeled(read_parquet(data_cfg["unlabeled"], "unlabeled summaries"), data_cfg["unlabeled"],
-                                      labeled, data_cfg["max_summary_chars"])
-    predictor = HierarchicalPredictor.load(MODELS, batch_size=int(cfg["batch_size"]), calibrated=True)
+    labeled = labeled_call_ids(data, read_parquet(data_cfg.labeled, "labeled data"), data_cfg.labeled)
+    rows, counts = validate_unlabeled(read_parquet(data_cfg.unlabeled, "unlabeled summaries"), data_cfg.unlabeled,
+                                      labeled, data_cfg.max_summary_chars)
+    predictor = HierarchicalPredictor.load(MODELS, batch_size=cfg.batch_size, calibrated=True)
     version = model_version(MODELS)
-    scored = score_unlabeled(predictor, rows, cfg["chunk_rows"]).assign(model_version=version)
+    scored = score_unlabeled(predictor, rows, cfg.chunk_rows).assign(model_version=version)
     train_counts = data.loc[data["split"] == "train", "level_3"].value_counts().to_dict()
-    kept, selection = select_pseudo_labels(scored, train_counts, cfg["min_confidence"], cfg["max_per_class_ratio"])
-    estimate = val_estimate(predictor, data[data["split"] == "val"], float(cfg["min_confidence"]))
+    kept, selection = select_pseudo_labels(scored, train_counts, cfg.min_confidence, cfg.max_per_class_ratio)
+    estimate = val_estimate(predictor, data[data["split"] == "val"], cfg.min_confidence)
     if not is_main_process():  # under `accelerate launch` every process scored its share; rank 0 writes
         return
     write_parquet(scored.loc[:, list(SCORED_COLUMNS)], SCORED)
     write_parquet(kept.loc[:, list(PSEUDO_COLUMNS)], PSEUDO)
-    write_json({"model_version": version, "min_confidence": cfg["min_confidence"],
-                "max_per_class_ratio": cfg["max_per_class_ratio"], "input": counts, **selection,
+    write_json({"model_version": version, "min_confidence": cfg.min_confidence,
+                "max_per_class_ratio": cfg.max_per_class_ratio, "input": counts, **selection,
                 "val_estimate": estimate, **calibration_errors("metrics/evaluate.json")}, METRICS)
     print(f"pseudo_label: scored {len(scored)} unlabeled rows with models {version}, kept {len(kept)} with path_prob "
-          f">= {cfg['min_confidence']} ({selection['dropped_by_cap']} dropped by the per-class cap); on val: precision "
+          f">= {cfg.min_confidence} ({selection['dropped_by_cap']} dropped by the per-class cap); on val: precision "
           f"{estimate['precision']} at coverage {estimate['coverage']}; wrote {PSEUDO}, {SCORED}, {METRICS}")
 
 

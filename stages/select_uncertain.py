@@ -1,7 +1,8 @@
 """select_uncertain: the Phase 3 relabel queue, the most uncertain unlabeled rows spread over confusions."""
 
 from callreason.errors import run_stage
-from callreason.io import load_params, read_parquet, write_json, write_parquet
+from callreason.io import read_parquet, write_json, write_parquet
+from callreason.params import load_settings
 from callreason.uncertainty import select_uncertain
 
 SCORED, PSEUDO = "data/unlabeled_scored.parquet", "data/pseudo_labels.parquet"
@@ -9,10 +10,10 @@ QUEUE, METRICS = "data/relabel_queue.parquet", "metrics/select_uncertain.json"
 
 
 def main() -> None:
-    cfg = load_params()["select_uncertain"]
+    cfg = load_settings().select_uncertain
     scored = read_parquet(SCORED, "scored unlabeled rows (run `dvc repro pseudo_label`)")
     pseudo = read_parquet(PSEUDO, "pseudo-labels (run `dvc repro pseudo_label`)")
-    queue, counts = select_uncertain(scored, pseudo["call_id"], cfg["strategy"], cfg["size"], cfg["group_by"])
+    queue, counts = select_uncertain(scored, pseudo["call_id"], cfg.strategy, cfg.size, cfg.group_by)
     write_parquet(queue, QUEUE)
     write_json(counts, METRICS)
     print(f"select_uncertain: {counts['size']} of {counts['candidates']} non-pseudo-labeled rows by "

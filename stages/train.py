@@ -6,7 +6,8 @@ from pathlib import Path
 from callreason.dataset import load_dataset
 from callreason.distributed import is_main_process
 from callreason.errors import run_stage
-from callreason.io import load_params, write_json
+from callreason.io import write_json
+from callreason.params import load_settings
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 
@@ -17,11 +18,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--level", choices=LEVELS, required=True)
     level = parser.parse_args().level
-    params = load_params()
-    taxonomy = Taxonomy.load(params["data"]["taxonomy"])
+    settings = load_settings()
+    taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
     train_rows, val_rows = data[data["split"] == "train"], data[data["split"] == "val"]
-    summary = fit_level(level, train_rows, val_rows, taxonomy.labels[level], params,
+    summary = fit_level(level, train_rows, val_rows, taxonomy.labels[level], settings,
                         model_dir=Path("models") / level, live_dir=Path("dvclive") / level,
                         work_dir=Path(".scratch") / level)
     if is_main_process():

@@ -50,3 +50,44 @@ def test_a_stage_reports_the_escaping_path_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "data.unlabeled" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in repo.iterdir()) == ["params.yaml"]
+
+
+# --------------------------------------------------------------------------- typed settings
+
+def test_the_committed_params_yaml_becomes_typed_settings():
+    from callreason.params import load_settings
+    from callreason.taxonomy import LEVELS
+
+    settings = load_settings(ROOT / "params.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert settings.epochs == raw["epochs"] and settings.train.frozen_layers == raw["train"]["frozen_layers"]
+    assert set(settings.levels) == set(LEVELS)
+    assert settings.levels["level_3"].encoder_lr == float(raw["level_3"]["encoder_lr"])
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "batch_size", 0, "train.batch_size must be an integer >= 1, got 0"),
+    ("train", "batch_size", 8.5, "train.batch_size must be an integer >= 1"),
+    ("train", "linear_probe", "yes", "train.linear_probe must be true or false, got 'yes'"),
+    ("filter", "min_confidence", 1.5, r"filter.min_confidence must be a number in \[0, 1\], got 1.5"),
+    ("split", "test_fraction", 1.0, r"split.test_fraction must be a number in \(0, 1\)"),
+    ("model", "pooling", "max", "model.pooling must be one of auto, mean, cls"),
+    ("select_uncertain", "strategy", "random", "select_uncertain.strategy must be one of"),
+    ("level_2", "encoder_lr", "fast", "level_2.encoder_lr must be a number"),
+])
+def test_a_bad_value_is_named_with_its_key(section, key, value, message):
+    from callreason.params import settings_from_params
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params[section][key] = value
+    with pytest.raises(InputError, match=f"^params.yaml: {message}"):
+        settings_from_params(params)
+
+
+def test_a_misspelled_or_missing_key_is_named():
+    from callreason.params import settings_from_params
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["patiense"] = params["train"].pop("patience")
+    with pytest.raises(InputError, match="missing train.patience; unknown train.patiense"):
+        settings_from_params(params)

@@ -5,6 +5,7 @@ from sklearn.metrics import f1_score
 
 from callreason.dataset import encode_dataset
 from callreason.modeling import build_classifier, load_classifier, run_batched
+from callreason.params import settings_from_params
 from callreason.training import fit_level, fit_linear_probe
 from tests.conftest import make_labeled_rows
 
@@ -23,7 +24,7 @@ def test_linear_probe_gives_absent_classes_the_lowest_scores(tiny_model_dir):
 def test_fit_level_trains_and_saves_a_loadable_model(tmp_path, tiny_params, small_taxonomy):
     data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
     train, val = data[data["split"] == "train"], data[data["split"] == "val"]
-    summary = fit_level("level_3", train, val, small_taxonomy.labels["level_3"], tiny_params,
+    summary = fit_level("level_3", train, val, small_taxonomy.labels["level_3"], settings_from_params(tiny_params),
                         tmp_path / "level_3", tmp_path / "live", tmp_path / "scratch")
     assert summary["train_rows"] == len(train) and summary["classes"] == 5
     assert summary["best_val_macro_f1"] > 0.5
@@ -39,7 +40,7 @@ def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params,
     train, val = data[data["split"] == "train"], data[data["split"] == "val"]
     runs = []
     for name in ("a", "b"):
-        summary = fit_level("level_2", train, val, small_taxonomy.labels["level_2"], tiny_params,
+        summary = fit_level("level_2", train, val, small_taxonomy.labels["level_2"], settings_from_params(tiny_params),
                             tmp_path / name, tmp_path / f"live_{name}", tmp_path / f"scratch_{name}")
         model, tokenizer = load_classifier(tmp_path / name)
         logits = run_batched(model, tokenizer, val["summary"].tolist())
@@ -48,15 +49,19 @@ def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params,
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
-def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path, tiny_model_dir, small_taxonomy):
+def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path, tiny_model_dir, tiny_params,
+                                                                         small_taxonomy):
     import pytest
     from transformers import TrainerCallback
 
-    from callreason.training import TrainSettings, train_classifier
+    from dataclasses import replace
+
+    from callreason.training import fit_settings, train_classifier
 
     data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
     train, val = data[data["split"] == "train"], data[data["split"] == "val"]
-    settings = TrainSettings(epochs=3, patience=5, batch_size=8, frozen_layers=1, resume=True)
+    settings = replace(fit_settings(settings_from_params(tiny_params), "level_3"), epochs=3, patience=5, batch_size=8,
+                       frozen_layers=1, resume=True)
 
     def run(work, callbacks=()):
         model, tokenizer = build_classifier(str(tiny_model_dir), small_taxonomy.labels["level_3"], pooling="mean",
