@@ -11,8 +11,6 @@ import pandas as pd
 
 from callreason.hierarchy import expected_calibration_error, fit_temperature, softmax
 from callreason.io import atomic_path, write_json
-from callreason.modeling import base_model_identity
-from callreason.params import ModelSettings
 from callreason.metrics import (
     classification_report_dict, confusion_rows, error_analysis_markdown, evaluation_metrics, plot_confusion_png,
 )
@@ -42,13 +40,14 @@ def calibrate(predictor: HierarchicalPredictor, val_rows: pd.DataFrame) -> dict[
 
 def evaluate_run(
     predictor: HierarchicalPredictor, test_rows: pd.DataFrame, val_rows: pd.DataFrame, name: str,
-    calibration_path: Path, predictions_path: Path,
+    predictions_path: Path,
 ) -> dict[str, Any]:
-    """Calibrate on ``val_rows``, score ``test_rows``, and write every output of stage ``name``:
+    """Calibrate on ``val_rows`` (the temperatures are set on ``predictor`` and returned in
+    ``metrics["calibration"]["temperature"]``), score ``test_rows``, and write every output of stage ``name``:
 
     ``metrics/{name}.json``, ``plots/{name}/confusion_level_N.json|.png``,
-    ``reports/{name}_errors.md``, ``reports/{name}_classification_report.json``,
-    ``calibration_path`` (temperatures) and ``predictions_path`` (test predictions).
+    ``reports/{name}_errors.md``, ``reports/{name}_classification_report.json`` and ``predictions_path``
+    (test predictions).
     """
     taxonomy = predictor.taxonomy
     calibration = calibrate(predictor, val_rows)
@@ -77,20 +76,7 @@ def evaluate_run(
     write_json(reports, f"reports/{name}_classification_report.json")
     with atomic_path(f"reports/{name}_errors.md") as tmp:
         tmp.write_text(error_analysis_markdown(texts, actual, guessed))
-    write_json({"temperature": calibration["temperature"]}, calibration_path)
     with atomic_path(predictions_path) as tmp:
         predicted.assign(**{f"true_{level}": actual[level] for level in LEVELS}).to_parquet(tmp, index=False)
     write_json(metrics, f"metrics/{name}.json")
     return metrics
-
-
-def write_metadata(model: ModelSettings, predictor: HierarchicalPredictor, training_rows: int,
-                   metrics: dict[str, Any], path: Path, **extra: Any) -> None:
-    """``metadata.json`` beside a run's models: base model and revision, class counts, training rows."""
-    write_json({
-        **base_model_identity(model.base, model.revision),
-        "classes": {level: len(predictor.taxonomy.labels[level]) for level in LEVELS},
-        "training_rows": int(training_rows),
-        **extra,
-        "temperature": metrics["calibration"]["temperature"],
-    }, path)

@@ -70,15 +70,17 @@ class ClassifierConfig:
 class TextClassifier(nn.Module):
     """Encoder -> pooled vector -> linear head. ``forward`` returns ``{"loss", "logits"}``.
 
-    The loss is cross-entropy with optional label smoothing and per-row weights
-    (``sample_weight``, shape ``(batch,)``), so the Trainer needs no custom loss.
+    The loss (:func:`row_losses`: cross-entropy with label smoothing, or a noise-tolerant one) takes
+    optional per-row weights (``sample_weight``, shape ``(batch,)``), so the Trainer needs no custom loss.
     """
 
-    def __init__(self, encoder: nn.Module, config: ClassifierConfig, label_smoothing: float = 0.0):
+    def __init__(self, encoder: nn.Module, config: ClassifierConfig, label_smoothing: float = 0.0,
+                 loss: str = "cross_entropy"):
         super().__init__()
         self.encoder = encoder
         self.classifier_config = config
         self.label_smoothing = label_smoothing
+        self.loss = loss  # see row_losses
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
         self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
@@ -133,14 +135,36 @@ class TextClassifier(nn.Module):
         logits = self.head(pooled.to(self.head.weight.dtype))
         out = {"logits": logits}
         if labels is not None:
-            losses = F.cross_entropy(
-                logits.float(), labels, label_smoothing=self.label_smoothing, reduction="none"
-            )
+            losses = row_losses(logits.float(), labels, self.loss, self.label_smoothing)
             if sample_weight is not None:
                 out["loss"] = (losses * sample_weight).sum() / sample_weight.sum().clamp(min=1e-9)
             else:
                 out["loss"] = losses.mean()
         return out
+
+
+GCE_Q = 0.7  # generalized cross-entropy exponent (Zhang & Sabuncu 2018): 1 = MAE, -> 0 = cross-entropy
+BOOTSTRAP_BETA = 0.8  # soft bootstrapping (Reed et al. 2015): target = beta * label + (1 - beta) * prediction
+
+
+def row_losses(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Per-row loss ``(batch,)`` of ``logits (batch, k)`` against class ids ``labels (batch,)``.
+
+    ``cross_entropy`` (with ``label_smoothing``); ``gce``: ``(1 - p_y ** q) / q``, which caps the pull of a
+    row the model finds unlikely (a wrong label) instead of growing without bound like ``-log p_y``;
+    ``bootstrap``: cross-entropy against ``beta * label + (1 - beta) * p`` (``p`` not back-propagated), so
+    the model's own belief softens a label it disagrees with.
+    """
+    if kind == "cross_entropy":
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
+    log_probs = F.log_softmax(logits, dim=-1)
+    if kind == "gce":
+        return (1.0 - log_probs.gather(1, labels[:, None]).squeeze(1).mul(GCE_Q).exp()) / GCE_Q
+    if kind == "bootstrap":
+        target = F.one_hot(labels, logits.shape[-1]).to(log_probs.dtype) * BOOTSTRAP_BETA
+        target = target + (1.0 - BOOTSTRAP_BETA) * log_probs.detach().exp()
+        return -(target * log_probs).sum(-1)
+    raise ValueError(f"unknown loss {kind!r}; expected cross_entropy, gce or bootstrap")
 
 
 def _revision_kwargs(path: str, revision: str | None) -> dict[str, str | None]:
@@ -210,6 +234,7 @@ def build_classifier(
     revision: str | None = None,
     label_smoothing: float = 0.0,
     level: str = "",
+    loss: str = "cross_entropy",
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
     """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder."""
     path = resolve_base_model(base)
@@ -226,7 +251,7 @@ def build_classifier(
     )
     encoder.config.id2label = dict(enumerate(labels))
     encoder.config.label2id = {label: i for i, label in enumerate(labels)}
-    return TextClassifier(encoder, config, label_smoothing), tokenizer
+    return TextClassifier(encoder, config, label_smoothing, loss), tokenizer
 
 
 def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
@@ -264,8 +289,9 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.n
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``, unpadded."""
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    """Token ids per text, truncated to ``max_length``, unpadded (``[]`` for no texts)."""
+    texts = list(texts)
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
 
 
 def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8,

@@ -22,6 +22,8 @@ STRATEGIES = ("margin", "entropy", "least_confidence")
 """``select_uncertain.strategy`` values (see :mod:`callreason.uncertainty`)."""
 GROUPINGS = ("level_2", "path_pair", "none")
 """``select_uncertain.group_by`` values."""
+LOSSES = ("cross_entropy", "gce", "bootstrap")
+"""``train.loss`` values (see :func:`callreason.modeling.row_losses`)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class TrainSettings:
     bf16: bool | str        # true | false | "auto"
     resume: bool
     lexical_blend: bool
+    early_stopping: bool       # keep the best epoch on the validation slice (else a fixed schedule: the last)
+    loss: str                  # cross_entropy | gce | bootstrap
+    drop_suspect_labels: bool  # leave out rows whose label cross-validation flags as likely wrong
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,9 @@ def _train(params: Mapping[str, Any]) -> TrainSettings:
         bf16=bf16,
         resume=boolean(s["resume"], "train.resume"),
         lexical_blend=boolean(s["lexical_blend"], "train.lexical_blend"),
+        early_stopping=boolean(s["early_stopping"], "train.early_stopping"),
+        loss=choice(s["loss"], "train.loss", LOSSES),
+        drop_suspect_labels=boolean(s["drop_suspect_labels"], "train.drop_suspect_labels"),
     )
 
 

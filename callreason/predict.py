@@ -40,11 +40,12 @@ class HierarchicalPredictor:
         self.shared_depth = shared_bottom_depth([m for m, _ in self.models], [tok for _, tok in self.models])
 
     @classmethod
-    def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True) -> "HierarchicalPredictor":
-        """Load ``models_dir/level_N``, ``models_dir/label_encoders/taxonomy.json`` and, if present
-        and ``calibrated``, the temperatures in ``models_dir/calibration.json``."""
+    def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
+             taxonomy: Taxonomy | None = None) -> "HierarchicalPredictor":
+        """Load ``models_dir/level_N``, the taxonomy (``models_dir/label_encoders/taxonomy.json`` unless
+        given) and, if present and ``calibrated``, the temperatures in ``models_dir/calibration.json``."""
         models_dir = Path(models_dir)
-        taxonomy = Taxonomy.load(models_dir / "label_encoders" / "taxonomy.json")
+        taxonomy = taxonomy or Taxonomy.load(models_dir / "label_encoders" / "taxonomy.json")
         models = [load_classifier(models_dir / level, device_name()) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
             if model.classifier_config.labels != taxonomy.labels[level]:

@@ -37,6 +37,13 @@ from callreason.validation import normalized_call_ids
 PSEUDO_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob", "model_version")
 """Columns of ``data/pseudo_labels.parquet``."""
 
+
+
+def empty_pseudo_labels() -> pd.DataFrame:
+    """A frame with ``PSEUDO_COLUMNS`` and no rows (fixed dtypes, so it is written the same every time)."""
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("prob") else "str") for c in PSEUDO_COLUMNS})
+
+
 SECOND_COLUMNS = tuple(f"second_{lv}" for lv in LEVELS)
 SCORED_COLUMNS = (
     "call_id", "summary", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob", "margin", "entropy",
@@ -265,20 +272,21 @@ def pseudo_training_rows(pseudo: pd.DataFrame, taxonomy: Taxonomy, weight: float
 
 def retrain_rows(
     dataset: pd.DataFrame, pseudo: pd.DataFrame, taxonomy: Taxonomy, pseudo_weight: float,
-    confidence_weighting: bool = False,
+    confidence_weighting: bool = False, gold_sides: tuple[str, ...] = ("train",),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Gold train rows (weight 1, or their LLM confidence when ``train.confidence_weighting`` is on, as in
-    ``train``) + pseudo rows (weight ``pseudo_weight``), checked by :func:`assert_no_leakage` against
-    the val and test splits. Returns (rows in ``TRAINING_COLUMNS``, counts)."""
+    """Gold rows of ``gold_sides`` (weight 1, or their LLM confidence when ``train.confidence_weighting`` is
+    on, as in ``train``) + pseudo rows (weight ``pseudo_weight``), checked by :func:`assert_no_leakage`
+    against the other split sides (the held-out ones). Returns (rows in ``TRAINING_COLUMNS``, counts)."""
     ok = isinstance(pseudo_weight, numbers.Real) and not isinstance(pseudo_weight, bool)
     if not ok or not math.isfinite(pseudo_weight) or pseudo_weight <= 0:
         raise InputError(f"params.yaml: pseudo_label.weight must be a number > 0, got {pseudo_weight!r}")
-    gold = dataset[dataset["split"] == "train"].copy()
+    gold = dataset[dataset["split"].isin(gold_sides)].copy()
     gold["source"] = "gold"
     gold["sample_weight"] = gold["confidence"].to_numpy(np.float64) if confidence_weighting else 1.0
     rows = pd.concat([gold.loc[:, list(TRAINING_COLUMNS)], pseudo_training_rows(pseudo, taxonomy, pseudo_weight)],
                      ignore_index=True)
-    assert_no_leakage(rows, {side: dataset.loc[dataset["split"] == side, "call_id"] for side in ("test", "val")})
+    assert_no_leakage(rows, {side: dataset.loc[dataset["split"] == side, "call_id"]
+                             for side in ("test", "val") if side not in gold_sides})
     counts = {"gold_rows": int(len(gold)), "pseudo_rows": int(len(pseudo)), "pseudo_weight": float(pseudo_weight),
               "gold_weighting": "confidence" if confidence_weighting else "1",
               "pseudo_model_version": (str(pseudo["model_version"].iat[0])

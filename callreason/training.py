@@ -32,6 +32,7 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, Trai
 from transformers.trainer_utils import get_last_checkpoint
 
 from callreason.distributed import is_main_process
+from callreason.errors import InputError
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.params import Settings
@@ -60,6 +61,8 @@ class FitSettings:
     bf16: str | bool
     eval_batch_size: int
     resume: bool
+    early_stopping: bool  # keep the best epoch on the validation slice (else the last epoch)
+    loss: str             # cross_entropy | gce | bootstrap (see callreason.modeling.row_losses)
 
 
 def fit_settings(settings: Settings, level: str) -> FitSettings:
@@ -71,6 +74,7 @@ def fit_settings(settings: Settings, level: str) -> FitSettings:
         label_smoothing=train.label_smoothing, patience=train.patience, linear_probe=train.linear_probe,
         probe_c=train.probe_c, frozen_layers=train.frozen_layers, bf16=train.bf16,
         eval_batch_size=settings.evaluate.batch_size, resume=train.resume,
+        early_stopping=train.early_stopping, loss=train.loss,
     )
 
 
@@ -265,6 +269,76 @@ def make_optimizer(model: TextClassifier, settings: FitSettings) -> torch.optim.
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
 
 
+class FixedSchedule(TrainerCallback):
+    """Keeps the weights of the last epoch: nothing is chosen on validation rows.
+
+    ``stop_after`` ends training after that many epochs while the learning-rate schedule still spans
+    ``epochs``: a refit on every row replays the held-out run's best epoch on the same trajectory.
+    """
+
+    def __init__(self, stop_after: int | None = None):
+        self.stop_after = stop_after
+        self.last_score: float | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.last_score = metrics["eval_macro_f1"]
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.stop_after is not None and round(state.epoch) >= self.stop_after:
+            control.should_training_stop = True
+
+
+def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
+                settings: FitSettings, sample_weight: np.ndarray | None = None) -> TokenizedRows:
+    """``texts`` tokenized once; with frozen bottom layers (``settings.frozen_layers``) on an encoder that
+    supports it, their output is computed once here and training runs only the layers above."""
+    token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
+    frozen = min(settings.frozen_layers, len(transformer_layers(model.encoder)))
+    cache = None
+    if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
+        cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
+    return TokenizedRows(token_ids, labels, sample_weight, cache)
+
+
+def macro_f1_of(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
+    """Macro-F1 of ``model``'s argmax on ``rows``; -1.0 when there are none."""
+    if not len(rows):
+        return -1.0
+    return float(f1_score(rows.labels, model_outputs(model, rows, pad_id, batch_size).argmax(1), average="macro"))
+
+
+def training_arguments(settings: FitSettings, work_dir: Path, evaluate: bool) -> TrainingArguments:
+    """Trainer arguments: one pass per epoch over length-grouped batches, no checkpoints unless ``resume``."""
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        warmup_steps=settings.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch" if evaluate else "no",
+        save_strategy="epoch" if settings.resume else "no",
+        save_total_limit=1,
+        logging_strategy="epoch",
+        report_to="none",
+        bf16=bf16_enabled(settings.bf16),
+        tf32=torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8,
+        use_cpu=not torch.cuda.is_available(),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def compute_macro_f1(prediction) -> dict[str, float]:
+    """The Trainer's ``compute_metrics``: validation macro-F1 of the argmax."""
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"macro_f1": float(f1_score(prediction.label_ids, logits.argmax(-1), average="macro"))}
+
+
 def train_classifier(
     model: TextClassifier,
     tokenizer: PreTrainedTokenizerBase,
@@ -276,94 +350,70 @@ def train_classifier(
     work_dir: Path,
     sample_weight: np.ndarray | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
-    ``train_labels``/``val_labels`` are class ids into ``model.classifier_config.labels``.
-    ``work_dir`` is scratch for the Trainer: with ``settings.resume`` a checkpoint is written there
-    every epoch and a rerun of the same run continues from the last one.
+    ``train_labels``/``val_labels`` are class ids into ``model.classifier_config.labels``. Steps: tokenize
+    (and cache the frozen bottom layers), fit the linear probe, fine-tune. With validation rows and
+    ``settings.early_stopping`` the best epoch is kept (the probe counts as epoch 0); otherwise the last.
+    ``stop_after_epoch`` (a refit, no validation rows) stops after that many epochs of the ``epochs``-long
+    schedule; 0 keeps the linear probe. ``work_dir`` is Trainer scratch: with ``settings.resume`` a
+    checkpoint is written there every epoch and a rerun of the same run continues from the last one.
     """
     torch.manual_seed(settings.seed)
-    max_length = model.classifier_config.max_length
-    train_ids, val_ids = tokenize(tokenizer, train_texts, max_length), tokenize(tokenizer, val_texts, max_length)
+    train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight)
+    val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings)
     n_layers = len(transformer_layers(model.encoder))
-    frozen = min(settings.frozen_layers, n_layers)
-    train_cache = val_cache = None
-    if frozen > 0 and supports_layer_cache(model.encoder):
-        train_cache = bottom_layers_output(model, tokenizer, train_ids, frozen, settings.eval_batch_size)
-        val_cache = bottom_layers_output(model, tokenizer, val_ids, frozen, settings.eval_batch_size)
-        model.trainable_layers = n_layers - frozen
-    train_set = TokenizedRows(train_ids, train_labels, sample_weight, train_cache)
-    val_set = TokenizedRows(val_ids, val_labels, cached_hidden=val_cache)
+    if train_set.cached_hidden is not None:
+        model.trainable_layers = n_layers - min(settings.frozen_layers, n_layers)
     pad_id = tokenizer.pad_token_id
     if settings.linear_probe:
         features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
         fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed, sample_weight)
-    start_f1 = -1.0
-    if len(val_set):
-        val_logits = model_outputs(model, val_set, pad_id, settings.eval_batch_size)
-        start_f1 = float(f1_score(val_labels, val_logits.argmax(1), average="macro"))
+    start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
+    probe_f1 = start_f1 if len(val_set) else None
+    summary = {"linear_probe_val_macro_f1": probe_f1, "best_val_macro_f1": probe_f1, "best_epoch": 0.0,
+               "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
+               "bf16": bf16_enabled(settings.bf16)}
+    if stop_after_epoch == 0:
+        model.trainable_layers = n_layers
+        model.eval()
+        return summary
     checkpoint = None
     if settings.resume:
         checkpoint = resumable_checkpoint(work_dir, run_fingerprint(model, settings, train_set, val_set))
         if checkpoint:
             print(f"resuming from {checkpoint}", flush=True)
-    freeze_bottom_layers(model, frozen)
-    use_bf16 = bf16_enabled(settings.bf16)
-    args = TrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.eval_batch_size,
-        warmup_steps=settings.warmup_ratio,
-        lr_scheduler_type="linear",
-        eval_strategy="epoch" if len(val_set) else "no",
-        save_strategy="epoch" if settings.resume else "no",
-        save_total_limit=1,
-        logging_strategy="epoch",
-        report_to="none",
-        bf16=use_bf16,
-        tf32=torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8,
-        use_cpu=not torch.cuda.is_available(),
-        seed=settings.seed,
-        data_seed=settings.seed,
-        train_sampling_strategy="group_by_length",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
-    keep_best = KeepBestCallback(model, start_f1, settings.patience,
-                                 state_dir=work_dir if settings.resume else None)
-
-    def compute_metrics(prediction) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return {"macro_f1": float(f1_score(prediction.label_ids, logits.argmax(-1), average="macro"))}
-
+    freeze_bottom_layers(model, min(settings.frozen_layers, n_layers))
+    if len(val_set) and settings.early_stopping and stop_after_epoch is None:
+        selection: TrainerCallback = KeepBestCallback(model, start_f1, settings.patience,
+                                                      state_dir=work_dir if settings.resume else None)
+    else:
+        selection = FixedSchedule(stop_after_epoch)
     trainer = Trainer(
         model=model,
-        args=args,
+        args=training_arguments(settings, work_dir, evaluate=bool(len(val_set))),
         data_collator=PadCollator(pad_id),
         train_dataset=train_set,
         eval_dataset=val_set if len(val_set) else None,
         processing_class=tokenizer,
-        compute_metrics=compute_metrics,
+        compute_metrics=compute_macro_f1,
         optimizers=(make_optimizer(model, settings), None),
-        callbacks=[keep_best, *(callbacks or [])],
+        callbacks=[selection, *(callbacks or [])],
     )
     result = trainer.train(resume_from_checkpoint=checkpoint)
     for p in model.parameters():
         p.requires_grad = True
     model.trainable_layers = n_layers
     model.eval()
-    return {
-        "linear_probe_val_macro_f1": start_f1,
-        "best_val_macro_f1": keep_best.best_score,
-        "best_epoch": keep_best.best_epoch,
-        "epochs_run": trainer.state.epoch,
-        "train_seconds": result.metrics.get("train_runtime", math.nan),
-        "train_samples_per_second": result.metrics.get("train_samples_per_second", math.nan),
-        "bf16": use_bf16,
-    }
+    if isinstance(selection, KeepBestCallback):
+        summary.update(best_val_macro_f1=selection.best_score, best_epoch=selection.best_epoch)
+    else:
+        summary.update(best_val_macro_f1=selection.last_score, best_epoch=trainer.state.epoch)
+    summary.update(epochs_run=trainer.state.epoch, train_seconds=result.metrics.get("train_runtime", math.nan),
+                   train_samples_per_second=result.metrics.get("train_samples_per_second", math.nan))
+    return summary
 
 
 def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], setting: int | str) -> int:
@@ -377,16 +427,31 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
 
 
 def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
-                         val_rows: pd.DataFrame, level: str, sample_weight: np.ndarray | None = None) -> float:
-    """Fit the TF-IDF companion on ``train_rows``, choose its blend weight on ``val_rows``, attach it."""
+                         val_rows: pd.DataFrame, level: str, sample_weight: np.ndarray | None = None,
+                         weight: float | None = None) -> float:
+    """Fit the TF-IDF companion on ``train_rows`` and attach it with blend ``weight`` (chosen on
+    ``val_rows`` by log-loss when None). Returns the weight."""
     lexical = LexicalModel.fit(train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
                                model.head.out_features, sample_weight=sample_weight)
-    val_texts = val_rows["summary"].tolist()
-    weight = choose_blend_weight(run_batched(model, tokenizer, val_texts), lexical.log_proba(val_texts),
-                                 val_rows[f"{level}_id"].to_numpy())
+    if weight is None:
+        val_texts = val_rows["summary"].tolist()
+        weight = choose_blend_weight(run_batched(model, tokenizer, val_texts), lexical.log_proba(val_texts),
+                                     val_rows[f"{level}_id"].to_numpy())
     model.lexical = lexical if weight > 0 else None
     model.classifier_config.lexical_weight = weight
     return weight
+
+
+TRAINING_RECORD = "training.json"
+"""In every level folder: how the model was trained (rows, epochs, the choices made on validation rows)."""
+
+
+def read_training_record(model_dir: Path) -> dict[str, Any]:
+    """The ``training.json`` :func:`fit_level` wrote into ``model_dir``."""
+    path = Path(model_dir) / TRAINING_RECORD
+    if not path.exists():
+        raise InputError(f"{model_dir}: no {TRAINING_RECORD}; retrain it with `dvc repro`")
+    return json.loads(path.read_text())
 
 
 def fit_level(
@@ -396,14 +461,19 @@ def fit_level(
     labels: list[str],
     settings: Settings,
     model_dir: Path,
-    live_dir: Path,
+    live_dir: Path | None,
     work_dir: Path,
     sample_weight: np.ndarray | None = None,
+    replay: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``level``'s classifier on ``train_rows`` (columns ``summary``, ``{level}_id``) and save it.
 
-    The model folder is written to a temporary sibling and moved into place when complete, so an
-    interrupted run leaves the previous model intact. Returns the training summary.
+    Held-out run (``replay`` None): ``val_rows`` choose the epoch (``train.early_stopping``) and the
+    TF-IDF blend weight. Refit (``replay``: the ``training.json`` record of a held-out run's model, and
+    ``val_rows`` empty): no choice is made, the held-out run's are replayed (its max_length, its best epoch
+    inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved into place when complete, so an
+    interrupted run leaves the previous model intact. Returns the training summary (also saved in the
+    folder as ``training.json``).
     """
     from dvclive import Live
     from transformers.integrations import DVCLiveCallback
@@ -412,27 +482,35 @@ def fit_level(
     if settings.train.confidence_weighting and sample_weight is None:
         sample_weight = train_rows["confidence"].to_numpy(np.float32)
     model_settings = settings.model
-    tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
-    max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
+    if replay is None:
+        tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
+        max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
+    else:
+        max_length = replay["max_length"]
     model, tokenizer = build_classifier(
         model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
-        revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level,
+        revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level, loss=fit.loss,
     )
     callbacks = []
-    if is_main_process():
+    if is_main_process() and live_dir is not None:
         callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
     summary = train_classifier(
         model, tokenizer,
         train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
         fit, work_dir, sample_weight=sample_weight, callbacks=callbacks,
+        stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])),
     )
     if settings.train.lexical_blend:
-        summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level, sample_weight)
+        weight = None if replay is None else replay.get("lexical_weight", 0.0)
+        summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
+                                                         sample_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
-                    "max_length": max_length, "classes": len(labels)})
+                    "max_length": max_length, "classes": len(labels),
+                    "replayed": replay is not None})
     if is_main_process():
         with atomic_path(model_dir) as tmp:
             save_classifier(model, tokenizer, tmp)
+            (tmp / TRAINING_RECORD).write_text(json.dumps(summary, indent=2) + "\n")
         shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are scratch once the model is saved
     return summary

@@ -1,15 +1,12 @@
-"""encode: label ids from the taxonomy, the call_id split, and the label encoders for inference."""
+"""encode: label ids from the taxonomy and the call_id split."""
 
-from pathlib import Path
-
-from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.dataset import encode_dataset
 from callreason.errors import run_stage
-from callreason.io import atomic_path, read_parquet, write_json, write_parquet
+from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.taxonomy import Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
-ENCODERS = "models/label_encoders"
 METRICS = "metrics/encode.json"
 
 
@@ -21,14 +18,12 @@ def main() -> None:
         read_parquet("data/filtered.parquet", "filtered data (run `dvc repro filter`)"), taxonomy,
         split.test_fraction, split.val_fraction, settings.seed, split.min_rows_per_class,
     )
-    with atomic_path(ENCODERS) as tmp:
-        write_label_encoders(taxonomy, Path(tmp))
     write_parquet(dataset, DATASET)
     write_json(report, METRICS)
     rows = report["rows"]
     print(f"encode: {len(dataset)} rows -> train {rows['train']}, val {rows['val']}, test {rows['test']}; "
           f"{len(report['level_3_without_rows'])} level_3 classes without rows, "
-          f"{len(report['level_3_train_only'])} kept in train only; wrote {DATASET}, {ENCODERS}/")
+          f"{len(report['level_3_train_only'])} kept in train only; wrote {DATASET}")
 
 
 if __name__ == "__main__":

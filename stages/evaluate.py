@@ -1,34 +1,37 @@
-"""evaluate: score the three level models on the gold test rows (also used by retrain via --models)."""
+"""evaluate: score the held-out run (``models/heldout``) on the gold test rows and complete its folder.
 
-import argparse
+Temperatures are fitted on the validation slice. Writes ``metrics/evaluate.json`` (the honest estimate:
+these models never saw the test rows, and no choice was made on them), plots, reports, test predictions,
+and ``models/heldout/{label_encoders,calibration.json,metadata.json}``.
+"""
+
 from pathlib import Path
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run, write_metadata
+from callreason.evaluation import evaluate_run
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
-from callreason.taxonomy import LEVELS
+from callreason.run import HELDOUT, training_rows, write_run_files
+from callreason.taxonomy import LEVELS, Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="models", help="folder with level_1..3 and label_encoders")
-    parser.add_argument("--name", default="evaluate", help="names the metrics/plots/reports outputs")
-    args = parser.parse_args()
     settings = load_settings()
+    taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    models = Path(args.models)
-    predictor = HierarchicalPredictor.load(models, batch_size=settings.evaluate.batch_size, calibrated=False)
-    metrics = evaluate_run(predictor, data[data["split"] == "test"], data[data["split"] == "val"], args.name,
-                           calibration_path=models / "calibration.json",
-                           predictions_path=Path("data/predictions") / f"{args.name}_test.parquet")
-    write_metadata(settings.model, predictor, (data["split"] == "train").sum(), metrics, models / "metadata.json")
+    predictor = HierarchicalPredictor.load(HELDOUT, batch_size=settings.evaluate.batch_size, calibrated=False,
+                                           taxonomy=taxonomy)
+    test, val = training_rows(data, ("test",)), training_rows(data, ("val",))
+    metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"))
+    write_run_files(HELDOUT, taxonomy, settings.model, metrics["calibration"]["temperature"], run="heldout",
+                    trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
+                    scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)
-    print(f"{args.name}: {metrics['rows']} test rows, macro-F1 {scores}, path accuracy "
-          f"{metrics['path']['accuracy']:.3f}; wrote metrics/{args.name}.json, plots/{args.name}/")
+    print(f"evaluate: held-out models on {metrics['rows']} test rows, macro-F1 {scores}, path accuracy "
+          f"{metrics['path']['accuracy']:.3f}; wrote metrics/evaluate.json, plots/evaluate/, {HELDOUT}/")
 
 
 if __name__ == "__main__":

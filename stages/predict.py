@@ -15,7 +15,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="parquet with call_id, summary")
     parser.add_argument("--output", required=True, help="parquet to write")
-    parser.add_argument("--models", default="models", help="folder with level_1..3, label_encoders, calibration.json")
+    parser.add_argument("--models", default="models/final",
+                        help="a run folder (level_1..3, label_encoders, calibration.json); default: the shipped models")
     parser.add_argument("--chunk-rows", type=int, default=20_000, help="rows read into memory at a time")
     args = parser.parse_args()
     settings = load_settings()

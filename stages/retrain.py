@@ -1,6 +1,12 @@
-"""retrain: fit the three levels on gold train + down-weighted pseudo rows, then evaluate like `evaluate`."""
+"""retrain: does adding pseudo-labels help? Decided on the gold test rows, before any refit.
 
-import shutil
+The held-out run (``models/heldout``, calibrated) labels the unlabeled pool; confident, class-capped paths
+join the train split at weight ``pseudo_label.weight``; the three levels are trained again
+(``models/retrained``) and scored on the same test rows (``metrics/retrain.json``). The retrained run is
+promoted (``refit`` then adds these pseudo rows and replays its choices) only if it beats the held-out run
+(:func:`callreason.run.promotion_decision`); otherwise it is kept for comparison.
+"""
+
 from pathlib import Path
 
 import numpy as np
@@ -8,44 +14,67 @@ import numpy as np
 from callreason.dataset import load_dataset
 from callreason.distributed import is_main_process
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run, write_metadata
-from callreason.io import atomic_path, read_parquet, write_json
+from callreason.evaluation import evaluate_run
+from callreason.io import read_json, read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
-from callreason.pseudo_labels import retrain_rows
+from callreason.pseudo_labels import (
+    PSEUDO_COLUMNS, empty_pseudo_labels, labeled_call_ids, model_version, retrain_rows, score_unlabeled, select_pseudo_labels,
+)
+from callreason.run import (
+    HELDOUT, PROMOTED_PSEUDO, PROMOTION, RETRAINED, fit_levels, promotion_decision, suspect_call_ids,
+    training_records, training_rows, write_run_files,
+)
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level
+from callreason.validation import validate_unlabeled
 
-DATASET, PSEUDO = "data/prepared/dataset.parquet", "data/pseudo_labels.parquet"
-OUT, NAME = Path("models/retrained"), "retrain"
+DATASET, NAME = "data/prepared/dataset.parquet", "retrain"
 
 
 def main() -> None:
     settings = load_settings()
+    cfg = settings.pseudo_label
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    pseudo = read_parquet(PSEUDO, "pseudo-labels (run `dvc repro pseudo_label`)")
-    rows, counts = retrain_rows(data, pseudo, taxonomy, settings.pseudo_label.weight,
-                                settings.train.confidence_weighting)
-    val, test = data[data["split"] == "val"], data[data["split"] == "test"]
-    weights = rows["sample_weight"].to_numpy(np.float32)
-    fits = {level: fit_level(level, rows, val, taxonomy.labels[level], settings, model_dir=OUT / level,
-                             live_dir=Path("dvclive/retrained") / level, work_dir=Path(".scratch/retrained") / level,
-                             sample_weight=weights) for level in LEVELS}
+    labeled = labeled_call_ids(data, read_parquet(settings.data.labeled, "labeled data"), settings.data.labeled)
+    pool, _ = validate_unlabeled(read_parquet(settings.data.unlabeled, "unlabeled summaries"), settings.data.unlabeled,
+                                 labeled, settings.data.max_summary_chars)
+    heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)
+    scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=model_version(HELDOUT))
+    suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
+    gold = data[~(data["call_id"].isin(suspects) & (data["split"] == "train"))]
+    train_counts = gold.loc[gold["split"] == "train", "level_3"].value_counts().to_dict()
+    pseudo, _ = select_pseudo_labels(scored, train_counts, cfg.min_confidence, cfg.max_per_class_ratio)
+    rows, counts = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
+    val, test = training_rows(data, ("val",)), training_rows(data, ("test",))
+    fits = fit_levels(rows, val, taxonomy, settings, RETRAINED, Path(".scratch/retrained"),
+                      live_root=Path("dvclive/retrained"), sample_weight=rows["sample_weight"].to_numpy(np.float32))
     if not is_main_process():
         return
-    with atomic_path(OUT / "label_encoders") as tmp:
-        shutil.copytree("models/label_encoders", tmp)
-    predictor = HierarchicalPredictor.load(OUT, batch_size=settings.evaluate.batch_size, calibrated=False)
-    metrics = evaluate_run(predictor, test, val, NAME, calibration_path=OUT / "calibration.json",
-                           predictions_path=Path("data/predictions") / f"{NAME}_test.parquet")
-    write_metadata(settings.model, predictor, len(rows), metrics, OUT / "metadata.json", **counts)
+    predictor = HierarchicalPredictor.load(RETRAINED, batch_size=settings.evaluate.batch_size, calibrated=False,
+                                           taxonomy=taxonomy)
+    metrics = evaluate_run(predictor, test, val, NAME, predictions_path=Path(f"data/predictions/{NAME}_test.parquet"))
+    decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics (run `dvc repro evaluate`)"),
+                                  metrics)
+    temperature = metrics["calibration"]["temperature"]
+    write_run_files(RETRAINED, taxonomy, settings.model, temperature, run="retrained",
+                    trained_on="the train split + pseudo-labels of the unlabeled pool",
+                    choices_made_on=f"the validation slice ({len(val)} rows)",
+                    scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
+    write_json({**metrics, "promotion": decision}, f"metrics/{NAME}.json")
     write_json({**counts, "levels": fits}, f"metrics/{NAME}_fit.json")
+    if decision["promoted"]:
+        write_json({"promoted": True, "pseudo_weight": cfg.weight, "temperature": temperature,
+                    "replay": training_records(RETRAINED)}, PROMOTION)
+        write_parquet(pseudo.loc[:, list(PSEUDO_COLUMNS)], PROMOTED_PSEUDO)
+    else:  # constant outputs, so `refit` does not re-run when a run that was not promoted changes
+        write_json({"promoted": False}, PROMOTION)
+        write_parquet(empty_pseudo_labels(), PROMOTED_PSEUDO)
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)
-    print(f"{NAME}: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows "
-          f"(weight {counts['pseudo_weight']:g}); "
-          f"{metrics['rows']} test rows, macro-F1 {scores}, path accuracy {metrics['path']['accuracy']:.3f}; "
-          f"wrote {OUT}/, metrics/{NAME}.json, plots/{NAME}/")
+    verdict = "promoted: refit adds its pseudo rows" if decision["promoted"] else "not promoted: kept for comparison"
+    print(f"{NAME}: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows (weight {cfg.weight:g}); "
+          f"{metrics['rows']} test rows, macro-F1 {scores}, path accuracy {metrics['path']['accuracy']:.3f} "
+          f"(level_3 {decision['level_3_macro_f1_gain']:+.3f} vs held-out); {verdict}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""train_l1 / train_l2 / train_l3: fine-tune one level's classifier (``--level level_N``)."""
+"""train_l1 / train_l2 / train_l3: one level's held-out model (``--level level_N``), on the train split.
+
+The validation slice chooses its epoch and TF-IDF blend weight; ``refit`` later replays those choices on
+every row. Writes ``models/heldout/level_N``.
+"""
 
 import argparse
 from pathlib import Path
@@ -8,6 +12,7 @@ from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.io import write_json
 from callreason.params import load_settings
+from callreason.run import HELDOUT, suspect_call_ids, training_rows
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 
@@ -21,15 +26,15 @@ def main() -> None:
     settings = load_settings()
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    train_rows, val_rows = data[data["split"] == "train"], data[data["split"] == "val"]
-    summary = fit_level(level, train_rows, val_rows, taxonomy.labels[level], settings,
-                        model_dir=Path("models") / level, live_dir=Path("dvclive") / level,
+    suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
+    summary = fit_level(level, training_rows(data, ("train",), suspects), training_rows(data, ("val",)),
+                        taxonomy.labels[level], settings, model_dir=HELDOUT / level, live_dir=Path("dvclive") / level,
                         work_dir=Path(".scratch") / level)
     if is_main_process():
-        write_json(summary, f"metrics/train/{level}.json")
+        write_json({**summary, "suspect_rows_left_out": len(suspects)}, f"metrics/train/{level}.json")
         print(f"train {level}: {summary['train_rows']} rows, {summary['classes']} classes, best epoch "
               f"{summary['best_epoch']:g}, val macro-F1 {summary['best_val_macro_f1']:.4f}, "
-              f"{summary['train_seconds']:.0f} s; wrote models/{level}/")
+              f"{summary['train_seconds']:.0f} s; wrote {HELDOUT / level}/")
 
 
 if __name__ == "__main__":

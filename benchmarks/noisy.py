@@ -1,0 +1,287 @@
+"""Noisy-label benchmark: the pipeline as a user runs it, scored on clean gold rows it never saw.
+
+    python -m benchmarks.noisy                                   # every data set, 3 draws, today vs defaults
+    python -m benchmarks.noisy --datasets banking77-noisy --draws 1 --config lever:train.loss=gce
+    python -m benchmarks.noisy --levels level_3 --config a:filter.min_confidence=0.5,train.confidence_weighting=true
+
+Each draw builds what a user has: a labeled file (the *whole* of it goes through ``filter`` and the
+pipeline), a taxonomy and an unlabeled pool; and, hidden from the pipeline, gold rows outside the file
+to score on:
+
+* ``banking77-noisy``: a stratified 1,940-row draw of ``../shared/benchmarks/banking77/labeled.parquet``
+  with LLM-style label noise (``benchmarks.label_noise``, 15 % of paths); scored on 1,500 other labeled
+  rows with their clean labels;
+* ``banking77-clean``: the same draw with its gold labels (confidence 1.0);
+* ``demo``: the demo generator with ``seed = draw`` (draw 0 is the committed demo; its LLM labels are
+  ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels.
+
+Configurations (``--config name:key=value,...``; params.yaml plus overrides): each is trained as the
+stages do (held-out run on the train split, choices on the validation slice, then the refit on every row
+that replays them) and both runs are scored. ``today`` is the pipeline as it landed before the refit
+(params of commit c7c1343, the held-out models are what it shipped). The TF-IDF + logistic regression
+baseline is trained on every row the configuration's filter keeps.
+Results: one JSON line per (data set, draw, configuration) in ``--out``; a summary table (mean and
+half-range over draws) is printed and written beside it as ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+
+from benchmarks.common import ROOT, SHARED, tfidf_lr
+from benchmarks.label_noise import llm_label_noise
+from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.evaluation import calibrate
+from callreason.metrics import evaluation_metrics
+from callreason.modeling import load_classifier, predict_logits
+from callreason.params import Settings, settings_from_params
+from callreason.predict import HierarchicalPredictor
+from callreason.run import ALL_SIDES, fit_levels, suspect_call_ids, training_records, training_rows
+from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.validation import filter_confident, validate_labeled
+
+DATASETS = ("banking77-noisy", "banking77-clean", "demo")
+TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
+    "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
+    "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
+}
+
+
+@dataclass
+class Case:
+    """One draw of one data set: what the user has, and the hidden gold rows to score on."""
+
+    name: str
+    draw: int
+    labeled: pd.DataFrame   # the user's labeled file (LLM labels and confidences)
+    taxonomy: Taxonomy
+    external: pd.DataFrame  # call_id, summary, level_1..3 (gold), never seen by the pipeline
+    wrong: set[str]         # call_ids of the labeled file whose label differs from the gold one
+
+
+def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500) -> Case:
+    """Build draw ``draw`` of data set ``name`` (see the module docstring)."""
+    if name == "demo":
+        from callreason.demo_data import generate_demo_data, make_taxonomy
+
+        taxonomy = Taxonomy.from_dict(make_taxonomy())
+        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True)
+        gold = labeled[[f"gold_{lv}" for lv in LEVELS]].to_numpy()
+        wrong = (labeled[list(LEVELS)].to_numpy() != gold).any(1)
+        labeled = labeled.drop(columns=[f"gold_{lv}" for lv in LEVELS])
+        in_external = np.array([int(hashlib.sha256(f"{draw}:{c}".encode()).hexdigest(), 16) % 2 == 0
+                                for c in pool["call_id"]])
+        return Case(name, draw, labeled, taxonomy, pool[in_external].reset_index(drop=True),
+                    set(labeled.loc[wrong, "call_id"]))
+    folder = SHARED / "banking77"
+    taxonomy = Taxonomy.load(folder / "taxonomy.json")
+    everything = pd.read_parquet(folder / "labeled.parquet")
+    drawn, rest = train_test_split(everything, train_size=rows, stratify=everything["level_3"], random_state=draw)
+    external = rest.sample(n=min(external_rows, len(rest)), random_state=draw).reset_index(drop=True)
+    drawn = drawn.reset_index(drop=True)
+    if name == "banking77-clean":
+        return Case(name, draw, drawn.assign(confidence=1.0), taxonomy, external, set())
+    noisy, wrong = llm_label_noise(drawn, taxonomy, noise_rate, seed=draw)
+    return Case(name, draw, noisy, taxonomy, external, set(noisy.loc[wrong, "call_id"]))
+
+
+def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with ``{"a.b": value}`` set (the key must exist, as with ``dvc exp run -S``)."""
+    params = json.loads(json.dumps(params))
+    for key, value in overrides.items():
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        if leaf not in node:
+            raise SystemExit(f"{key}: params.yaml has no such key")
+        node[leaf] = value
+    return params
+
+
+def parse_config(text: str) -> tuple[str, dict[str, Any]]:
+    """``name:a.b=1,c.d=x`` -> (``name``, ``{"a.b": 1, "c.d": "x"}``); values parsed as YAML."""
+    name, _, assignments = text.partition(":")
+    overrides = {}
+    for item in filter(None, assignments.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return name, overrides
+
+
+def level_scores_of(true: pd.DataFrame, taxonomy: Taxonomy, level_probs: list[np.ndarray]) -> dict[str, Any]:
+    """Per-level macro-F1/accuracy of the jointly decoded path and path accuracy against ``true``'s labels."""
+    ids = np.stack([taxonomy.ids(lv, true[lv].tolist()) for lv in LEVELS], axis=1)
+    metrics = evaluation_metrics(ids, level_probs, taxonomy)
+    return {**{lv: {"macro_f1": metrics[lv]["macro_f1"], "accuracy": metrics[lv]["accuracy"]} for lv in LEVELS},
+            "path_accuracy": metrics["path"]["accuracy"]}
+
+
+def one_level_scores(folder: Path, level: str, true: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:
+    """Macro-F1/accuracy of one level model's own argmax on ``true`` (screening: one level only)."""
+    model, tokenizer = load_classifier(folder / level)
+    predicted = predict_logits(model, tokenizer, true["summary"].tolist()).argmax(1)
+    labels = taxonomy.ids(level, true[level].tolist())
+    return {level: {"macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+                    "accuracy": round(float(accuracy_score(labels, predicted)), 4)}}
+
+
+def score_run(folder: Path, levels: tuple[str, ...], case: Case, val: pd.DataFrame,
+              temperatures: list[float] | None = None) -> tuple[dict[str, Any], list[float]]:
+    """Scores of a run folder on the case's external gold rows, and its temperatures (fitted on ``val``
+    unless given, as ``evaluate`` does for a held-out run and ``refit`` replays for the final one)."""
+    if levels != LEVELS:
+        return one_level_scores(folder, levels[0], case.external, case.taxonomy), []
+    write_label_encoders(case.taxonomy, folder / "label_encoders")
+    predictor = HierarchicalPredictor.load(folder, calibrated=False)
+    if temperatures is None:
+        calibrate(predictor, val)
+    else:
+        predictor.temperatures = list(temperatures)
+    probs = predictor.level_probs(case.external["summary"].tolist())
+    return level_scores_of(case.external, case.taxonomy, probs), list(predictor.temperatures)
+
+
+def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
+                 refit: bool = True) -> dict[str, Any]:
+    """filter -> encode -> held-out run -> refit, as the stages do; both runs scored on the external rows."""
+    source = f"{case.name}-draw{case.draw}"
+    checked, _ = validate_labeled(case.labeled, case.taxonomy, source, settings.data.max_summary_chars)
+    kept, _ = filter_confident(checked, settings.filter.min_confidence, source)
+    split = settings.split
+    dataset, _ = encode_dataset(kept, case.taxonomy, split.test_fraction, split.val_fraction, settings.seed,
+                                split.min_rows_per_class)
+    val = training_rows(dataset, ("val",))
+    start = time.perf_counter()
+    non_test = training_rows(dataset, ("train", "val"))
+    heldout_rows = training_rows(dataset, ("train",), suspect_call_ids(non_test, case.taxonomy, settings))
+    heldout = fit_levels(heldout_rows, val, case.taxonomy, settings, work / "heldout", work / "scratch", levels=levels)
+    heldout_seconds = time.perf_counter() - start
+    heldout_scores, temperatures = score_run(work / "heldout", levels, case, val)
+    final_scores, final_rows, refit_seconds = None, heldout_rows.iloc[:0], 0.0
+    if refit:
+        start = time.perf_counter()
+        final_rows = training_rows(dataset, ALL_SIDES, suspect_call_ids(dataset, case.taxonomy, settings))
+        fit_levels(final_rows, val.iloc[:0], case.taxonomy, settings, work / "final", work / "scratch",
+                   levels=levels, replays=training_records(work / "heldout", levels))
+        refit_seconds = time.perf_counter() - start
+        final_scores, _ = score_run(work / "final", levels, case, val, temperatures=temperatures)
+    wrong_kept = kept["call_id"].isin(case.wrong)
+    return {
+        "rows_kept": len(kept), "rows_heldout_train": len(heldout_rows), "rows_final": len(final_rows),
+        "heldout": heldout_scores, "final": final_scores, "kept_wrong_share": round(float(wrong_kept.mean()), 4),
+        "final_wrong_share": round(float(final_rows["call_id"].isin(case.wrong).mean()), 4) if refit else None,
+        "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds, 1),
+        "levels": {lv: {k: heldout[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
+                   for lv in levels},
+    }
+
+
+def baseline(case: Case, settings: Settings, levels: tuple[str, ...]) -> dict[str, Any]:
+    """TF-IDF + logistic regression per level on every row the filter keeps, scored like the pipeline."""
+    checked, _ = validate_labeled(case.labeled, case.taxonomy, case.name, settings.data.max_summary_chars)
+    kept, _ = filter_confident(checked, settings.filter.min_confidence, case.name)
+    for level in LEVELS:
+        kept[f"{level}_id"] = case.taxonomy.ids(level, kept[level].tolist())
+    start = time.perf_counter()
+    probs = tfidf_lr(kept, case.external, case.taxonomy)
+    seconds = time.perf_counter() - start
+    if levels != LEVELS:
+        depth = LEVELS.index(levels[0])
+        labels = case.taxonomy.ids(levels[0], case.external[levels[0]].tolist())
+        predicted = probs[depth].argmax(1)
+        scores = {levels[0]: {"macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+                              "accuracy": round(float(accuracy_score(labels, predicted)), 4)}}
+    else:
+        scores = level_scores_of(case.external, case.taxonomy, probs)
+    return {"rows": len(kept), "scores": scores, "seconds": round(seconds, 1)}
+
+
+def summary_table(results: list[dict[str, Any]], levels: tuple[str, ...]) -> str:
+    """Markdown: per data set and configuration, the mean (± half-range over draws) of each score."""
+    columns = [*(f"{lv} macro-F1" for lv in levels)] + (["path acc"] if levels == LEVELS else [])
+
+    def values(scores: dict[str, Any]) -> list[float]:
+        out = [scores[lv]["macro_f1"] for lv in levels]
+        return out + ([scores["path_accuracy"]] if levels == LEVELS else [])
+
+    rows: dict[tuple[str, str], list[list[float]]] = {}
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        today = r["config"] == "today"
+        entries = [(f"{r['config']}: shipped models", r["heldout"] if today else r["final"],
+                    r["heldout_seconds"] + r["refit_seconds"])]
+        entries += [] if today else [(f"{r['config']}: held-out run", r["heldout"], r["heldout_seconds"])]
+        entries += [(f"TF-IDF + LR ({r['config']}'s filter)", r["baseline"]["scores"], r["baseline"]["seconds"])]
+        for what, scores, secs in entries:
+            rows.setdefault((r["dataset"], what), []).append(values(scores))
+            seconds.setdefault((r["dataset"], what), []).append(secs)
+    lines = ["| data set | approach | draws | " + " | ".join(columns) + " | seconds |",
+             "|---|---|---|" + "---|" * (len(columns) + 1)]
+    for (dataset, what), vals in rows.items():
+        table = np.array(vals)
+        cells = [f"{m:.3f} ± {h:.3f}" for m, h in zip(table.mean(0), (table.max(0) - table.min(0)) / 2)]
+        lines.append(f"| {dataset} | {what} | {len(vals)} | " + " | ".join(cells)
+                     + f" | {np.mean(seconds[(dataset, what)]):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--draws", type=int, default=3, help="draws 0..N-1 of each data set")
+    parser.add_argument("--first-draw", type=int, default=0)
+    parser.add_argument("--noise-rate", type=float, default=0.15, help="banking77-noisy: share of wrong paths")
+    parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS,
+                        help="one level alone for quick screening (its own argmax is scored)")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="a configuration to run (default: today and defaults)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "noisy.jsonl")
+    args = parser.parse_args()
+    levels = tuple(lv for lv in LEVELS if lv in args.levels)
+    if len(levels) not in (1, 3):
+        raise SystemExit("--levels: one level, or all three")
+    configs = [parse_config(c) for c in (args.config or ["today:", "defaults:"])]
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    for dataset in args.datasets:
+        if dataset != "demo" and not (SHARED / "banking77").exists():
+            print(f"{dataset}: skipped, {SHARED / 'banking77'} not found", flush=True)
+            continue
+        for draw in range(args.first_draw, args.first_draw + args.draws):
+            case = make_case(dataset, draw, noise_rate=args.noise_rate)
+            for name, overrides in configs:
+                settings = settings_from_params(apply_overrides(base, {**(TODAY if name == "today" else {}),
+                                                                       **overrides}))
+                with tempfile.TemporaryDirectory() as work:
+                    result = run_pipeline(case, settings, Path(work), levels, refit=name != "today")
+                result.update(dataset=dataset, draw=draw, config=name, overrides=overrides, levels=list(levels),
+                              wrong_share=round(len(case.wrong) / len(case.labeled), 4),
+                              baseline=baseline(case, settings, levels))
+                results.append(result)
+                with args.out.open("a") as handle:
+                    handle.write(json.dumps(result) + "\n")
+                shipped = result["heldout"] if name == "today" else result["final"]
+                print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
+                      f"{json.dumps(result['baseline']['scores'])}", flush=True)
+    table = summary_table(results, levels)
+    print(table)
+    args.out.with_suffix(".md").write_text(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""refit: the shipped models, ``models/final``, trained on every usable gold row.
+
+Train + validation + test rows (and the pseudo rows of ``retrain`` when it was promoted) train the three
+levels again, replaying the choices of the run it follows (``models/heldout``, or the promoted retrained
+run): its max_length, its best epoch inside the same learning-rate schedule, its TF-IDF blend weight and
+its temperatures. Nothing is chosen on rows the models train on; the held-out estimate of these choices is
+``metrics/evaluate.json`` (or ``metrics/retrain.json`` when promoted).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from callreason.dataset import load_dataset
+from callreason.distributed import is_main_process
+from callreason.errors import run_stage
+from callreason.io import read_json, read_parquet, write_json
+from callreason.params import load_settings
+from callreason.pseudo_labels import retrain_rows
+from callreason.run import (
+    ALL_SIDES, FINAL, HELDOUT, PROMOTED_PSEUDO, PROMOTION, fit_levels, suspect_call_ids, temperatures,
+    training_records, write_run_files,
+)
+from callreason.taxonomy import LEVELS, Taxonomy
+
+DATASET = "data/prepared/dataset.parquet"
+
+
+def main() -> None:
+    settings = load_settings()
+    taxonomy = Taxonomy.load(settings.data.taxonomy)
+    data = load_dataset(DATASET)
+    promotion = read_json(PROMOTION, "the retrain decision (run `dvc repro retrain`)")
+    suspects = suspect_call_ids(data, taxonomy, settings)
+    gold = data[~data["call_id"].isin(suspects)]
+    if promotion["promoted"]:
+        pseudo, weight = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels"), promotion["pseudo_weight"]
+        replays, temperature, follows = promotion["replay"], promotion["temperature"], "models/retrained"
+    else:
+        pseudo, weight = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels").iloc[:0], 1.0
+        replays, temperature, follows = training_records(HELDOUT), temperatures(HELDOUT), str(HELDOUT)
+    rows, counts = retrain_rows(gold, pseudo, taxonomy, weight, settings.train.confidence_weighting,
+                                gold_sides=ALL_SIDES)
+    fits = fit_levels(rows, rows.iloc[:0], taxonomy, settings, FINAL, Path(".scratch/final"),
+                      sample_weight=rows["sample_weight"].to_numpy(np.float32), replays=replays)
+    if not is_main_process():
+        return
+    estimate = "metrics/retrain.json" if promotion["promoted"] else "metrics/evaluate.json"
+    write_run_files(FINAL, taxonomy, settings.model, temperature, run="final",
+                    trained_on="every usable gold row (train + val + test)"
+                               + (" + the promoted pseudo-labels" if len(pseudo) else ""),
+                    follows=follows, held_out_estimate=estimate, gold_rows=counts["gold_rows"],
+                    pseudo_rows=counts["pseudo_rows"], suspect_rows_left_out=len(suspects),
+                    epochs={level: fits[level]["epochs_run"] for level in LEVELS})
+    write_json({**counts, "follows": follows, "levels": fits}, "metrics/refit.json")
+    epochs = ", ".join(f"{level} {fits[level]['epochs_run']:g}" for level in LEVELS)
+    print(f"refit: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows, choices of {follows} replayed "
+          f"(epochs: {epochs}); wrote {FINAL}/ (held-out estimate: {estimate})")
+
+
+if __name__ == "__main__":
+    run_stage("refit", main)
