@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from callreason.io import read_parquet
-from callreason.split import assign_split
+from callreason.split import SIDES, assign_split
 from callreason.taxonomy import LEVELS, Taxonomy
 
 DATASET_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_id" for lv in LEVELS), "confidence", "split")
@@ -29,11 +29,11 @@ def encode_dataset(
     data = data.loc[:, list(DATASET_COLUMNS)].sort_values("call_id", kind="stable").reset_index(drop=True)
     counts = data["level_3"].value_counts()
     report: dict[str, Any] = {
-        "rows": {side: int((data["split"] == side).sum()) for side in ("train", "val", "test")},
+        "rows": {side: int((data["split"] == side).sum()) for side in SIDES},
         "classes": {level: len(taxonomy.labels[level]) for level in LEVELS},
         "classes_with_rows": {level: int(data[level].nunique()) for level in LEVELS},
         "level_3_without_rows": sorted(set(taxonomy.labels["level_3"]) - set(counts.index)),
-        "level_3_train_only": sorted(counts[counts < min_rows_per_class].index),
+        "level_3_too_small_to_test": sorted(counts[counts < min_rows_per_class].index),
         "level_3_without_test_rows": sorted(set(counts.index) - set(data.loc[data["split"] == "test", "level_3"])),
     }
     return data, report

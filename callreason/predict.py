@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,44 +92,106 @@ def paths_frame(call_ids: list[str], level_probs: list[np.ndarray], taxonomy: Ta
     return frame
 
 
+def open_parquet_input(path: str | Path) -> "pyarrow.dataset.Dataset":
+    """A parquet file, or a folder of parquet files (read as one table), with ``call_id`` and ``summary``."""
+    import pyarrow.dataset as ds
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        dataset = ds.dataset(path, format="parquet")
+        names = set(dataset.schema.names)
+        rows = dataset.count_rows()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable parquet file (or folder of them); write it with "
+                         "`df.to_parquet(path)`") from exc
+    missing = {"call_id", "summary"} - names
+    if missing:
+        raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected call_id, summary")
+    if rows == 0:
+        raise InputError(f"{path}: no rows, nothing to predict")
+    return dataset
+
+
+def _chunks(dataset, chunk_rows: int):
+    """``(first_row, frame)`` per chunk of ``chunk_rows`` rows (columns call_id, summary)."""
+    first = 0
+    for batch in dataset.to_batches(columns=["call_id", "summary"], batch_size=chunk_rows):
+        if batch.num_rows:
+            yield first, batch.to_pandas()
+            first += batch.num_rows
+
+
+MAX_PROBLEM_LINES = 20
+
+
+def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int) -> dict[str, str]:
+    """Validate every chunk before anything is predicted, so all problems surface at once and a call_id
+    repeated in two chunks is caught. Returns the first summary hash per usable call_id (the row kept)."""
+    lines: list[str] = []
+    first_seen: dict[str, str] = {}
+    ambiguous: list[str] = []
+    for first, frame in _chunks(dataset, chunk_rows):
+        try:
+            chunk, _ = validate_prediction_input(frame, source, max_chars)
+        except InputError as exc:
+            where = f"rows {first}-{first + len(frame) - 1}: "
+            lines += [line.replace(f"{source}: ", f"{source}: {where}", 1) for line in exc.lines]
+            continue
+        for call_id, summary in zip(chunk["call_id"], chunk["summary"]):
+            digest = hashlib.sha1(summary.encode()).hexdigest()
+            if first_seen.setdefault(call_id, digest) != digest and call_id not in ambiguous:
+                ambiguous.append(call_id)
+    if ambiguous:
+        shown = ", ".join(repr(i) for i in ambiguous[:5]) + (f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else "")
+        lines.append(f"{source}: {len(ambiguous)} call_id(s) appear more than once with different summaries "
+                     f"(ambiguous): {shown}; give each call a unique call_id or remove the extra rows")
+    if len(lines) > MAX_PROBLEM_LINES:
+        lines = lines[:MAX_PROBLEM_LINES] + [f"{source}: ... and {len(lines) - MAX_PROBLEM_LINES} more problem lines"]
+    if lines:
+        raise InputError(*lines)
+    if not first_seen:
+        raise InputError(f"{source}: no row with a usable summary, nothing to predict")
+    return first_seen
+
+
 def predict_parquet(
     predictor: HierarchicalPredictor, input_path: str | Path, output_path: str | Path,
     chunk_rows: int = 20_000, max_chars: int = 20_000,
 ) -> dict[str, int]:
-    """Stream ``input_path`` (``call_id, summary``) in chunks into ``output_path``; returns counts.
+    """Predict ``input_path`` (a parquet file or folder with ``call_id, summary``) into ``output_path``.
 
-    Memory stays flat in the input size: one chunk is in memory at a time, and the output is
-    written chunk by chunk to a temporary file that replaces ``output_path`` only when complete.
+    A first pass checks every chunk (all problems reported together, call_ids compared across chunks);
+    the second predicts chunk by chunk, one output row per call_id (a repeat with the same summary is
+    dropped and counted). Memory stays flat in the input size: one chunk is in memory at a time, and the
+    output is written to a temporary file that replaces ``output_path`` only when complete.
     """
-    input_path = Path(input_path)
-    try:
-        source = pq.ParquetFile(input_path)
-    except FileNotFoundError as exc:
-        raise InputError(f"{input_path}: file not found") from exc
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{input_path}: not a readable parquet file; write it with `df.to_parquet(path)`") from exc
-    missing = {"call_id", "summary"} - set(source.schema_arrow.names)
-    if missing:
-        raise InputError(f"{input_path}: missing column(s) {sorted(missing)}; expected call_id, summary")
-    if source.metadata.num_rows == 0:
-        raise InputError(f"{input_path}: no rows, nothing to predict")
-    totals = {"rows_read": 0, "rows_predicted": 0}
-    with atomic_path(output_path) as tmp, tqdm(total=source.metadata.num_rows, desc="predict", unit="row") as bar:
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    dataset = open_parquet_input(input_path)
+    source = str(input_path)
+    check_prediction_input(dataset, source, chunk_rows, max_chars)
+    totals = {"rows_read": 0, "rows_predicted": 0, "dropped_duplicate_call_id": 0}
+    written: set[str] = set()
+    with atomic_path(output_path) as tmp, tqdm(total=dataset.count_rows(), desc="predict", unit="row") as bar:
         writer = None
-        for batch in source.iter_batches(batch_size=chunk_rows, columns=["call_id", "summary"]):
-            chunk, counts = validate_prediction_input(batch.to_pandas(), str(input_path), max_chars)
+        for _, frame in _chunks(dataset, chunk_rows):
+            chunk, counts = validate_prediction_input(frame, source, max_chars)
             for key, value in counts.items():
                 if key not in ("rows_read", "rows_out"):
                     totals[key] = totals.get(key, 0) + int(value)
-            totals["rows_read"] += batch.num_rows
+            totals["rows_read"] += len(frame)
+            repeat = chunk["call_id"].isin(written).to_numpy()
+            totals["dropped_duplicate_call_id"] += int(repeat.sum())
+            chunk = chunk[~repeat]
             if len(chunk):
                 table = pa.Table.from_pandas(
                     predictor.predict_frame(chunk["call_id"].tolist(), chunk["summary"].tolist()), preserve_index=False)
                 writer = writer or pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
                 totals["rows_predicted"] += len(chunk)
-            bar.update(batch.num_rows)
-        if writer is None:
-            raise InputError(f"{input_path}: no row with a usable summary, nothing to predict")
+                written.update(chunk["call_id"])
+            bar.update(len(frame))
         writer.close()
     return totals

@@ -27,13 +27,14 @@ import pandas as pd
 from callreason.dataset import write_label_encoders
 from callreason.io import atomic_path, write_json
 from callreason.modeling import base_model_identity
-from callreason.params import ModelSettings, Settings
+from callreason.params import Settings
+from callreason.split import SIDES
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level, read_training_record
 
 MODELS = Path("models")
 HELDOUT, RETRAINED, FINAL = MODELS / "heldout", MODELS / "retrained", MODELS / "final"
-ALL_SIDES = ("train", "val", "test")
+ALL_SIDES = SIDES  # the refit trains on every usable gold row, reserved ones included
 
 
 def training_rows(dataset: pd.DataFrame, sides: Iterable[str], drop_ids: Iterable[str] = ()) -> pd.DataFrame:
@@ -79,17 +80,21 @@ def temperatures(folder: Path) -> dict[str, float]:
             ["temperature"].items()}
 
 
-def write_run_files(folder: Path, taxonomy: Taxonomy, model: ModelSettings, temperature: dict[str, float],
+def write_run_files(folder: Path, taxonomy: Taxonomy, settings: Settings, temperature: dict[str, float],
                     **facts: Any) -> None:
     """The files that complete a run folder beside its level models: ``label_encoders/``,
-    ``calibration.json`` and ``metadata.json`` (base model and revision, classes, ``facts``)."""
+    ``calibration.json`` and ``metadata.json`` (base model and revision, classes, what ``predict`` needs
+    besides the models: its batch size and summary length limit, and ``facts``)."""
     folder = Path(folder)
     with atomic_path(folder / "label_encoders") as tmp:
         write_label_encoders(taxonomy, tmp)
     write_json({"temperature": {level: round(float(temperature[level]), 4) for level in LEVELS}},
                folder / "calibration.json")
-    write_json({**base_model_identity(model.base, model.revision),
-                "classes": {level: len(taxonomy.labels[level]) for level in LEVELS}, **facts}, folder / "metadata.json")
+    write_json({**base_model_identity(settings.model.base, settings.model.revision),
+                "classes": {level: len(taxonomy.labels[level]) for level in LEVELS},
+                "inference": {"batch_size": settings.evaluate.batch_size,
+                              "max_summary_chars": settings.data.max_summary_chars},
+                **facts}, folder / "metadata.json")
 
 
 PROMOTION = MODELS / "promotion.json"

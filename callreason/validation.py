@@ -1,8 +1,15 @@
-"""Checks for the user's input frames: one clear ``InputError`` line per problem, warnings as counts.
+"""Checks for the user's input frames: every problem of a file in one run, one line each; warnings as counts.
 
-Every function returns a new frame (the input is never modified) plus ``counts``: rows dropped or
-changed per reason, always with ``rows_read`` and ``rows_out``. Error messages start with the
-source file path, name the column and the first few offending call_ids, and say what to do.
+Values are normalised before they are compared: call_ids are text with surrounding whitespace removed
+(numbers become their text); labels are Unicode NFC and stripped (:func:`callreason.taxonomy.normalize_label`,
+as the taxonomy's are); summaries are NFC with invisible characters removed (control, zero-width, bidi
+and other format characters), whitespace collapsed, and truncated. Rows whose summary is empty after that
+are dropped and counted. Conflicts that appear after normalisation (``"CALL-1"`` and ``"CALL-1 "`` with
+different labels) are errors that name both spellings.
+
+Every function returns a new frame (the input is never modified) plus ``counts``: rows dropped or changed
+per reason, always with ``rows_read`` and ``rows_out``. Each problem line starts with the source file,
+names the column and the first few offending call_ids or rows, and says what to do.
 """
 
 from __future__ import annotations
@@ -11,13 +18,14 @@ import difflib
 import math
 import numbers
 import re
+import unicodedata
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from callreason.errors import InputError
-from callreason.taxonomy import LEVELS, Taxonomy
+from callreason.errors import InputError, Problems
+from callreason.taxonomy import LEVELS, Taxonomy, normalize_label
 
 LABELED_COLUMNS = ("call_id", "summary", "level_1", "level_2", "level_3", "confidence")
 UNLABELED_COLUMNS = ("call_id", "summary")
@@ -25,8 +33,13 @@ UNLABELED_COLUMNS = ("call_id", "summary")
 MAX_SHOWN = 5  # offending ids/values shown in a message before "and N more"
 TAXONOMY_HINT = "add it to taxonomy/taxonomy.json or fix the label"
 
-# Control characters (Unicode Cc) other than the line/tab whitespace, which becomes a space.
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+"""Characters that carry no visible text: control (Unicode Cc, except whitespace) and format (Cf) characters,
+among them zero-width spaces and joiners, bidi embeddings/overrides/isolates, the BOM and soft hyphens."""
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -61,10 +74,11 @@ def _is_null(value: Any) -> bool:
 # --------------------------------------------------------------------------- cleaning
 
 def _clean(text: str, max_chars: int) -> tuple[str, bool, bool]:
-    """Cleaned text, whether control characters were removed, whether it was truncated."""
-    removed = _CONTROL.search(text) is not None
+    """Cleaned text, whether invisible characters were removed, whether it was truncated."""
+    text = unicodedata.normalize("NFC", text)
+    removed = INVISIBLE.search(text) is not None
     if removed:
-        text = _CONTROL.sub("", text)
+        text = INVISIBLE.sub("", text)
     text = _WHITESPACE.sub(" ", text).strip()
     truncated = len(text) > max_chars
     if truncated:
@@ -73,17 +87,27 @@ def _clean(text: str, max_chars: int) -> tuple[str, bool, bool]:
 
 
 def clean_summary(text: str, max_chars: int) -> str:
-    """Remove control characters (tabs/newlines become spaces), collapse whitespace, strip, truncate.
-
-    Markup (HTML, markdown) is left as text.
-    """
+    """NFC, invisible characters removed (tabs/newlines become spaces), whitespace collapsed, stripped,
+    truncated to ``max_chars``. Markup (HTML, markdown) is left as text."""
     return _clean(text, max_chars)[0]
+
+
+def normalize_call_id(value: Any) -> str | None:
+    """A call_id as compared everywhere: text (``12.0`` -> ``"12"``), NFC, stripped; None if null or blank."""
+    if _is_null(value):
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = str(int(value))
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        value = str(int(value))
+    text = unicodedata.normalize("NFC", str(value)).strip()
+    return text or None
 
 
 # --------------------------------------------------------------------------- column checks
 
-def _check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
-    """Error for missing required columns (with rename hints) or a required column given twice."""
+def _check_columns(frame: pd.DataFrame, required: Sequence[str], problems: Problems) -> set[str]:
+    """Record missing required columns (with rename hints) or doubled ones; returns the usable required columns."""
     present = [str(c) for c in frame.columns]
     missing = [c for c in required if c not in present]
     if missing:
@@ -97,11 +121,12 @@ def _check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) ->
                 spare.remove(found)
                 hints.append(f"found {found!r}: rename it to {name!r}")
         hint = "; ".join(hints) if hints else f"columns present: {_listing([repr(c) for c in present]) or 'none'}"
-        raise InputError(f"{source}: missing required column(s) {', '.join(repr(c) for c in missing)}; {hint}; "
-                         f"expected columns {', '.join(required)}")
+        problems.add(f"missing required column(s) {', '.join(repr(c) for c in missing)}; {hint}; "
+                     f"expected columns {', '.join(required)}")
     doubled = [c for c in required if present.count(c) > 1]
-    if doubled:
-        raise InputError(f"{source}: column {doubled[0]!r} appears more than once; keep one")
+    for name in doubled:
+        problems.add(f"column {name!r} appears more than once; keep one")
+    return {c for c in required if c in present and c not in doubled}
 
 
 def _column(frame: pd.DataFrame, name: str) -> list[Any]:
@@ -110,39 +135,41 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
     return frame.iloc[:, position].tolist()
 
 
-def normalized_call_ids(frame: pd.DataFrame, source: str) -> list[str]:
-    """call_id as strings; numbers become their text (``12.0`` -> ``"12"``); null or blank is an error."""
-    out: list[str] = []
-    blank_rows: list[int] = []
-    for row, value in enumerate(_column(frame, "call_id")):
-        if _is_null(value) or (isinstance(value, str) and not value.strip()):
-            blank_rows.append(row)
-            continue
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            out.append(str(int(value)))
-        elif isinstance(value, numbers.Real) and float(value).is_integer():
-            out.append(str(int(value)))
-        else:
-            out.append(str(value))
+def _call_ids(frame: pd.DataFrame, problems: Problems) -> tuple[list[str | None], list[Any]]:
+    """(normalised call_ids, raw values); null or blank ones are a problem (named by row number)."""
+    raw = _column(frame, "call_id")
+    ids = [normalize_call_id(value) for value in raw]
+    blank_rows = [str(row) for row, value in enumerate(ids) if value is None]
     if blank_rows:
-        raise InputError(f"{source}: column 'call_id' is empty in {len(blank_rows)} row(s) (row "
-                         f"{_listing([str(r) for r in blank_rows])}, counting from 0); give every row a unique call_id")
-    return out
+        problems.add(f"column 'call_id' is empty in {len(blank_rows)} row(s) (row {_listing(blank_rows)}, counting "
+                     "from 0); give every row a unique call_id")
+    return ids, raw
 
 
-def _summaries(frame: pd.DataFrame, ids: list[str], source: str, max_chars: int,
+def normalized_call_ids(frame: pd.DataFrame, source: str) -> list[str]:
+    """call_id as compared everywhere (see :func:`normalize_call_id`); a null or blank one is an error."""
+    problems = Problems(source)
+    ids, _ = _call_ids(frame, problems)
+    problems.raise_if_any()
+    return ids
+
+
+def _where(ids: list[str | None], rows: Iterable[int]) -> list[str]:
+    """call_ids of ``rows`` (``row N`` where the call_id itself is missing)."""
+    return [ids[k] if ids[k] is not None else f"row {k}" for k in rows]
+
+
+def _summaries(frame: pd.DataFrame, ids: list[str | None], problems: Problems, max_chars: int,
                counts: dict[str, int]) -> list[str | None]:
-    """Cleaned summaries; ``None`` for null/blank ones (to drop). Non-text values are an error."""
+    """Cleaned summaries; ``None`` for null/blank/invisible-only ones (to drop). Non-text values are a problem."""
     values = _column(frame, "summary")
-    bad = [(i, v) for i, v in zip(ids, values) if not _is_null(v) and not isinstance(v, str)]
+    bad = [k for k, v in enumerate(values) if not _is_null(v) and not isinstance(v, str)]
     if bad:
-        raise InputError(f"{source}: column 'summary' must hold text, found {len(bad)} non-text value(s) in call_ids "
-                         f"{_ids_with_values(*zip(*bad))}; write the summaries as strings")
+        problems.add(f"column 'summary' must hold text, found {len(bad)} non-text value(s) in call_ids "
+                     f"{_ids_with_values(_where(ids, bad), [values[k] for k in bad])}; write the summaries as strings")
     out: list[str | None] = []
     for value in values:
-        if _is_null(value):
+        if _is_null(value) or not isinstance(value, str):
             out.append(None)
             continue
         text, removed, truncated = _clean(value, max_chars)
@@ -152,93 +179,111 @@ def _summaries(frame: pd.DataFrame, ids: list[str], source: str, max_chars: int,
     return out
 
 
-def _labels(frame: pd.DataFrame, ids: list[str], source: str) -> dict[str, list[str]]:
-    """level_1..level_3 as strings; null/blank or non-text labels are an error."""
-    labels: dict[str, list[str]] = {}
+def _labels(frame: pd.DataFrame, ids: list[str | None], problems: Problems) -> dict[str, list[str | None]]:
+    """level_1..level_3 normalised (NFC, stripped); null/blank or non-text labels are problems (value None)."""
+    labels: dict[str, list[str | None]] = {}
     for level in LEVELS:
         values = _column(frame, level)
-        empty = [i for i, v in zip(ids, values) if _is_null(v) or (isinstance(v, str) and not v.strip())]
+        empty = [k for k, v in enumerate(values) if _is_null(v) or (isinstance(v, str) and not normalize_label(v))]
         if empty:
-            raise InputError(f"{source}: column {level!r} is empty for {len(empty)} row(s), call_ids {_ids(empty)}; "
-                             "label it or remove the row")
-        bad = [(i, v) for i, v in zip(ids, values) if not isinstance(v, str)]
+            problems.add(f"column {level!r} is empty for {len(empty)} row(s), call_ids {_ids(_where(ids, empty))}; "
+                         "label it or remove the row")
+        bad = [k for k, v in enumerate(values) if not _is_null(v) and not isinstance(v, str)]
         if bad:
-            raise InputError(f"{source}: column {level!r} must hold label names (text), found {len(bad)} non-text "
-                             f"value(s) in call_ids {_ids_with_values(*zip(*bad))}; write the label names as strings")
-        labels[level] = values
+            problems.add(f"column {level!r} must hold label names (text), found {len(bad)} non-text value(s) in "
+                         f"call_ids {_ids_with_values(_where(ids, bad), [values[k] for k in bad])}; write the label "
+                         "names as strings")
+        labels[level] = [normalize_label(v) if isinstance(v, str) and normalize_label(v) else None for v in values]
     return labels
 
 
-def _confidence(frame: pd.DataFrame, ids: list[str], source: str) -> np.ndarray:
-    """confidence as float64 in [0, 1]; text, NaN or out-of-range values are an error."""
+def _confidence(frame: pd.DataFrame, ids: list[str | None], problems: Problems) -> np.ndarray:
+    """confidence as float64 in [0, 1]; text, NaN or out-of-range values are problems (NaN in the result)."""
     position = [str(c) for c in frame.columns].index("confidence")
     column = frame.iloc[:, position]
     if pd.api.types.is_bool_dtype(column.dtype):
-        raise InputError(f"{source}: column 'confidence' holds true/false values; write numbers in [0, 1]")
+        problems.add("column 'confidence' holds true/false values; write numbers in [0, 1]")
+        return np.full(len(column), np.nan)
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype="float64", na_value=np.nan)
     else:
         raw = column.tolist()
-        bad = [(i, v) for i, v in zip(ids, raw)
+        bad = [k for k, v in enumerate(raw)
                if not _is_null(v) and (not isinstance(v, numbers.Real) or isinstance(v, bool))]
         if bad:
-            raise InputError(f"{source}: column 'confidence' must hold numbers, found {len(bad)} non-numeric value(s) "
-                             f"in call_ids {_ids_with_values(*zip(*bad))}; write numbers (e.g. 0.9, not '0.9')")
-        values = np.array([np.nan if _is_null(v) else float(v) for v in raw], dtype="float64")
+            problems.add(f"column 'confidence' must hold numbers, found {len(bad)} non-numeric value(s) in call_ids "
+                         f"{_ids_with_values(_where(ids, bad), [raw[k] for k in bad])}; write numbers (e.g. 0.9, "
+                         "not '0.9')")
+        unusable = set(bad)
+        values = np.array([float(v) if k not in unusable and not _is_null(v) else np.nan for k, v in enumerate(raw)],
+                          dtype="float64")
+        values[bad] = 0.5  # reported above; not reported again as missing
     missing = np.flatnonzero(np.isnan(values))
     if missing.size:
-        raise InputError(f"{source}: column 'confidence' is missing (NaN) for {missing.size} row(s), call_ids "
-                         f"{_ids([ids[k] for k in missing])}; give every row a confidence in [0, 1] or remove it")
+        problems.add(f"column 'confidence' is missing (NaN) for {missing.size} row(s), call_ids "
+                     f"{_ids(_where(ids, missing))}; give every row a confidence in [0, 1] or remove it")
     outside = np.flatnonzero((values < 0) | (values > 1))
     if outside.size:
-        hint = "; if they are percentages divide by 100" if values.max() <= 100 and values.min() >= 0 else ""
-        raise InputError(f"{source}: column 'confidence' must be in [0, 1], found {outside.size} value(s) outside in "
-                         f"call_ids {_ids_with_values([ids[k] for k in outside], [float(values[k]) for k in outside])}"
-                         f"{hint}")
+        finite = values[~np.isnan(values)]
+        hint = "; if they are percentages divide by 100" if finite.max() <= 100 and finite.min() >= 0 else ""
+        problems.add(f"column 'confidence' must be in [0, 1], found {outside.size} value(s) outside in call_ids "
+                     f"{_ids_with_values(_where(ids, outside), [float(values[k]) for k in outside])}{hint}")
     return values
 
 
-def _check_taxonomy(labels: dict[str, list[str]], ids: list[str], taxonomy: Taxonomy, source: str) -> None:
-    """Every label known to the taxonomy, every row a valid path."""
+def _label_hint(label: str, known: list[str]) -> str:
+    """Why ``label`` may not match: the same name in another case/spacing, else the closest name."""
+    def loose(text: str) -> str:
+        return "".join(text.split()).casefold()
+
+    same = [k for k in known if loose(k) == loose(label)]
+    if same:
+        return f" (differs from the taxonomy's {same[0]!r} only in letter case or spacing: write it as {same[0]!r})"
+    close = difflib.get_close_matches(label, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_taxonomy(labels: dict[str, list[str | None]], ids: list[str | None], taxonomy: Taxonomy,
+                    problems: Problems) -> None:
+    """Every label known to the taxonomy, every row a valid path (rows with a missing label are skipped)."""
+    unknown_rows: set[int] = set()
     for level in LEVELS:
         known = set(taxonomy.labels[level])
-        rows: dict[str, list[str]] = {}
-        for i, label in zip(ids, labels[level]):
-            if label not in known:
-                rows.setdefault(label, []).append(i)
+        rows: dict[str, list[int]] = {}
+        for k, label in enumerate(labels[level]):
+            if label is not None and label not in known:
+                rows.setdefault(label, []).append(k)
+                unknown_rows.add(k)
         if rows:
-            parts = []
-            for label, where in list(rows.items())[:MAX_SHOWN]:
-                close = difflib.get_close_matches(label, taxonomy.labels[level], n=1)
-                guess = f" (did you mean {close[0]!r}?)" if close else ""
-                parts.append(f"{_short(label)}{guess} in call_ids {_ids(where)}")
+            parts = [f"{_short(label)}{_label_hint(label, taxonomy.labels[level])} in call_ids "
+                     f"{_ids(_where(ids, where))}" for label, where in list(rows.items())[:MAX_SHOWN]]
             more = f" and {len(rows) - MAX_SHOWN} more label(s)" if len(rows) > MAX_SHOWN else ""
-            raise InputError(f"{source}: column {level!r} has {len(rows)} label(s) not in the taxonomy: "
-                             f"{'; '.join(parts)}{more}; {TAXONOMY_HINT}")
+            problems.add(f"column {level!r} has {len(rows)} label(s) not in the taxonomy: {'; '.join(parts)}{more}; "
+                         f"{TAXONOMY_HINT}")
     for child, parent in (("level_2", "level_1"), ("level_3", "level_2")):
         expected = taxonomy.parent[child]
-        bad = [(i, c, p) for i, c, p in zip(ids, labels[child], labels[parent]) if expected[c] != p]
+        bad = [(k, c, p) for k, (c, p) in enumerate(zip(labels[child], labels[parent]))
+               if k not in unknown_rows and c is not None and p is not None and expected[c] != p]
         if bad:
-            shown = [f"{_short(i)} ({child} {c!r} belongs under {parent} {expected[c]!r}, not {p!r})"
-                     for i, c, p in bad]
-            raise InputError(f"{source}: {len(bad)} row(s) have a {child} that is not a child of their {parent}: "
-                             f"call_ids {_listing(shown)}; fix the labels so each row is a path of "
-                             "taxonomy/taxonomy.json")
+            shown = [f"{_short(_where(ids, [k])[0])} ({child} {c!r} belongs under {parent} {expected[c]!r}, not {p!r})"
+                     for k, c, p in bad]
+            problems.add(f"{len(bad)} row(s) have a {child} that is not a child of their {parent}: call_ids "
+                         f"{_listing(shown)}; fix the labels so each row is a path of taxonomy/taxonomy.json")
 
 
-def _deduplicate(ids: list[str], keys: list[tuple], keep: list[int], source: str,
-                 what: str) -> tuple[list[int], int]:
-    """Drop repeated call_ids whose ``keys`` are identical (keep first); error when they differ.
-
-    ``keys[k]`` is ``(labels..., summary)``; ``what`` names the labels in messages.
-    """
+def _deduplicate(ids: list[str | None], raw_ids: list[Any], keys: list[tuple], keep: list[int],
+                 problems: Problems, what: str) -> tuple[list[int], int]:
+    """Drop repeated call_ids (compared normalised) whose ``keys`` are identical (keep the first); a problem
+    when they differ. ``keys[k]`` is ``(labels..., summary)``; ``what`` names the labels in messages."""
     first: dict[str, int] = {}
+    spellings: dict[str, set[str]] = {}
     conflicting: list[str] = []
     ambiguous: list[str] = []
     out: list[int] = []
     dropped = 0
     for k in keep:
         i = ids[k]
+        spellings.setdefault(i, set()).add(str(raw_ids[k]))
         if i not in first:
             first[i] = k
             out.append(k)
@@ -251,24 +296,35 @@ def _deduplicate(ids: list[str], keys: list[tuple], keep: list[int], source: str
                 conflicting.append(i)
         elif i not in ambiguous:
             ambiguous.append(i)
+
+    def named(found: list[str]) -> str:
+        items = [_short(i) + (f" (spelled {', '.join(repr(s) for s in sorted(spellings[i]))})"
+                              if len(spellings[i]) > 1 else "") for i in found]
+        return _listing(items)
+
     if conflicting:
-        raise InputError(f"{source}: {len(conflicting)} call_id(s) appear more than once with different {what}: "
-                         f"{_ids(conflicting)}; keep one row per call_id with the right {what}")
+        problems.add(f"{len(conflicting)} call_id(s) appear more than once with different {what} (call_ids are "
+                     f"compared with surrounding spaces removed): {named(conflicting)}; keep one row per call_id "
+                     f"with the right {what}")
     if ambiguous:
         lead = f"the same {what} but " if what != "summary" else ""
-        raise InputError(f"{source}: {len(ambiguous)} call_id(s) appear more than once with {lead}different summaries "
-                         f"(ambiguous): {_ids(ambiguous)}; give each call a unique call_id or remove the extra rows")
+        problems.add(f"{len(ambiguous)} call_id(s) appear more than once with {lead}different summaries (ambiguous): "
+                     f"{named(ambiguous)}; give each call a unique call_id or remove the extra rows")
     return out, dropped
 
 
-def _start(frame: pd.DataFrame, required: Sequence[str], source: str, empty_message: str) -> dict[str, int]:
+def _start(frame: pd.DataFrame, required: Sequence[str], source: str,
+           empty_message: str) -> tuple[Problems, set[str], dict[str, int]]:
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{source}: expected a table (pandas DataFrame), got {type(frame).__name__}")
-    _check_columns(frame, required, source)
+    problems = Problems(source)
+    usable = _check_columns(frame, required, problems)
     if len(frame) == 0:
-        raise InputError(f"{source}: {empty_message}")
-    return {"rows_read": len(frame), "dropped_empty_summary": 0, "summaries_truncated": 0,
-            "control_characters_removed": 0}
+        problems.add(empty_message)
+        problems.raise_if_any()
+    counts = {"rows_read": len(frame), "dropped_empty_summary": 0, "summaries_truncated": 0,
+              "control_characters_removed": 0}
+    return problems, usable, counts
 
 
 # --------------------------------------------------------------------------- public API
@@ -276,21 +332,28 @@ def _start(frame: pd.DataFrame, required: Sequence[str], source: str, empty_mess
 def validate_labeled(frame: pd.DataFrame, taxonomy: Taxonomy, source: str,
                      max_chars: int = 20000) -> tuple[pd.DataFrame, dict[str, int]]:
     """Checked copy with exactly LABELED_COLUMNS (call_id str, summary cleaned str, labels str, confidence float64),
-    plus counts of rows dropped or changed per reason (warnings)."""
-    counts = _start(frame, LABELED_COLUMNS, source, "no rows; the labeled file must have at least one labeled row")
+    plus counts of rows dropped or changed per reason (warnings). Every problem is reported in one InputError."""
+    problems, usable, counts = _start(frame, LABELED_COLUMNS, source,
+                                      "no rows; the labeled file must have at least one labeled row")
     counts["dropped_duplicate_same_labels"] = 0
-    ids = normalized_call_ids(frame, source)
-    confidence = _confidence(frame, ids, source)
-    labels = _labels(frame, ids, source)
-    _check_taxonomy(labels, ids, taxonomy, source)
-    summaries = _summaries(frame, ids, source, max_chars, counts)
+    if "call_id" not in usable:
+        problems.raise_if_any()
+    ids, raw_ids = _call_ids(frame, problems)
+    confidence = _confidence(frame, ids, problems) if "confidence" in usable else None
+    labels = _labels(frame, ids, problems) if set(LEVELS) <= usable else None
+    if labels is not None:
+        _check_taxonomy(labels, ids, taxonomy, problems)
+    summaries = _summaries(frame, ids, problems, max_chars, counts) if "summary" in usable else None
+    if problems or labels is None or summaries is None or confidence is None:
+        problems.raise_if_any()
     keep = [k for k, s in enumerate(summaries) if s is not None]
     counts["dropped_empty_summary"] = len(summaries) - len(keep)
-    keys = [(labels["level_1"][k], labels["level_2"][k], labels["level_3"][k], summaries[k])
-            for k in range(len(ids))]
-    keep, counts["dropped_duplicate_same_labels"] = _deduplicate(ids, keys, keep, source, "labels")
+    keys = [(labels["level_1"][k], labels["level_2"][k], labels["level_3"][k], summaries[k]) for k in range(len(ids))]
+    keep, counts["dropped_duplicate_same_labels"] = _deduplicate(ids, raw_ids, keys, keep, problems, "labels")
     if not keep:
-        raise InputError(f"{source}: no rows left: all {len(ids)} summaries are empty; fill in column 'summary'")
+        problems.add(f"no rows left: all {len(ids)} summaries are empty (or only invisible characters); "
+                     "fill in column 'summary'")
+    problems.raise_if_any()
     out = pd.DataFrame({
         "call_id": pd.Series([ids[k] for k in keep], dtype="str"),
         "summary": pd.Series([summaries[k] for k in keep], dtype="str"),
@@ -320,24 +383,29 @@ def filter_confident(frame: pd.DataFrame, min_confidence: float,
 
 def _validate_summaries_only(frame: pd.DataFrame, source: str, labeled_ids: Iterable[str] | None, max_chars: int,
                              empty_message: str, allow_none_left: bool) -> tuple[pd.DataFrame, dict[str, int]]:
-    counts = _start(frame, UNLABELED_COLUMNS, source, empty_message)
+    problems, usable, counts = _start(frame, UNLABELED_COLUMNS, source, empty_message)
     counts["dropped_duplicate_same_summary"] = 0
-    ids = normalized_call_ids(frame, source)
-    summaries = _summaries(frame, ids, source, max_chars, counts)
+    if "call_id" not in usable:
+        problems.raise_if_any()
+    ids, raw_ids = _call_ids(frame, problems)
+    summaries = _summaries(frame, ids, problems, max_chars, counts) if "summary" in usable else None
+    if problems or summaries is None:
+        problems.raise_if_any()
     keep = [k for k, s in enumerate(summaries) if s is not None]
     counts["dropped_empty_summary"] = len(summaries) - len(keep)
     if labeled_ids is not None:
-        labeled = set(labeled_ids)
+        labeled = {normalize_call_id(x) for x in labeled_ids}
         before = len(keep)
         keep = [k for k in keep if ids[k] not in labeled]
         counts["dropped_call_id_in_labeled"] = before - len(keep)
     keys = [(summaries[k],) for k in range(len(ids))]
-    keep, counts["dropped_duplicate_same_summary"] = _deduplicate(ids, keys, keep, source, "summary")
-    if not keep and not allow_none_left:
+    keep, counts["dropped_duplicate_same_summary"] = _deduplicate(ids, raw_ids, keys, keep, problems, "summary")
+    if not keep and not allow_none_left and not problems:
         why = f"{counts['dropped_empty_summary']} with an empty summary"
         if labeled_ids is not None:
             why += f", {counts['dropped_call_id_in_labeled']} with a call_id that is already labeled"
-        raise InputError(f"{source}: no rows left of {len(ids)} ({why}); {empty_message}")
+        problems.add(f"no rows left of {len(ids)} ({why}); {empty_message}")
+    problems.raise_if_any()
     out = pd.DataFrame({
         "call_id": pd.Series([ids[k] for k in keep], dtype="str"),
         "summary": pd.Series([summaries[k] for k in keep], dtype="str"),

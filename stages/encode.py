@@ -21,9 +21,10 @@ def main() -> None:
     write_parquet(dataset, DATASET)
     write_json(report, METRICS)
     rows = report["rows"]
-    print(f"encode: {len(dataset)} rows -> train {rows['train']}, val {rows['val']}, test {rows['test']}; "
-          f"{len(report['level_3_without_rows'])} level_3 classes without rows, "
-          f"{len(report['level_3_train_only'])} kept in train only; wrote {DATASET}")
+    print(f"encode: {len(dataset)} rows -> train {rows['train']}, val {rows['val']}, test {rows['test']}, "
+          f"reserved {rows['reserved']} (test rows of {len(report['level_3_too_small_to_test'])} level_3 classes with "
+          f"fewer than {split.min_rows_per_class} rows); {len(report['level_3_without_rows'])} level_3 classes "
+          f"without rows; wrote {DATASET}")
 
 
 if __name__ == "__main__":

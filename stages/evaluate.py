@@ -26,7 +26,7 @@ def main() -> None:
                                            taxonomy=taxonomy)
     test, val = training_rows(data, ("test",)), training_rows(data, ("val",))
     metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"))
-    write_run_files(HELDOUT, taxonomy, settings.model, metrics["calibration"]["temperature"], run="heldout",
+    write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)

@@ -1,10 +1,15 @@
-"""filter: validate the LLM-labeled summaries and keep rows with confidence >= filter.min_confidence."""
+"""filter: check every input file, then keep the labeled rows with confidence >= filter.min_confidence.
 
-from callreason.errors import run_stage
+The labeled file, the taxonomy and the unlabeled pool are all checked here, so a broken file fails in
+seconds, before any training, with every problem of the file listed. The pool only needs to be readable
+here: a changed pool re-runs this stage but leaves ``data/filtered.parquet`` (and so every model) as it was.
+"""
+
+from callreason.errors import InputError, run_stage
 from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.taxonomy import Taxonomy
-from callreason.validation import filter_confident, validate_labeled
+from callreason.validation import filter_confident, validate_labeled, validate_unlabeled
 
 FILTERED = "data/filtered.parquet"
 METRICS = "metrics/filter.json"
@@ -12,16 +17,30 @@ METRICS = "metrics/filter.json"
 
 def main() -> None:
     settings = load_settings()
-    source = settings.data.labeled
-    taxonomy = Taxonomy.load(settings.data.taxonomy)
-    checked, counts = validate_labeled(read_parquet(source, "labeled data"), taxonomy, source,
-                                       settings.data.max_summary_chars)
+    source, pool_source = settings.data.labeled, settings.data.unlabeled
+    problems: list[str] = []
+    taxonomy = checked = None
+    try:
+        taxonomy = Taxonomy.load(settings.data.taxonomy)
+        checked, counts = validate_labeled(read_parquet(source, "labeled data"), taxonomy, source,
+                                           settings.data.max_summary_chars)
+    except InputError as exc:
+        problems += exc.lines
+    try:
+        labeled_ids = set(checked["call_id"]) if checked is not None else None
+        _, pool_counts = validate_unlabeled(read_parquet(pool_source, "unlabeled summaries"), pool_source,
+                                            labeled_ids, settings.data.max_summary_chars)
+    except InputError as exc:
+        problems += exc.lines
+    if problems:
+        raise InputError(*problems)
     kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
     write_parquet(kept, FILTERED)
-    write_json({**counts, **filter_counts, "rows_kept": len(kept)}, METRICS)
+    write_json({**counts, **filter_counts, "rows_kept": len(kept), "unlabeled_rows_usable": pool_counts["rows_out"]},
+               METRICS)
     print(f"filter: read {counts['rows_read']} rows from {source}, kept {len(kept)} "
           f"(confidence >= {settings.filter.min_confidence}), dropped {counts['rows_read'] - len(kept)}; "
-          f"details in {METRICS}")
+          f"{pool_counts['rows_out']} usable unlabeled summaries in {pool_source}; details in {METRICS}")
 
 
 if __name__ == "__main__":

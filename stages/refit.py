@@ -46,7 +46,7 @@ def main() -> None:
     if not is_main_process():
         return
     estimate = "metrics/retrain.json" if promotion["promoted"] else "metrics/evaluate.json"
-    write_run_files(FINAL, taxonomy, settings.model, temperature, run="final",
+    write_run_files(FINAL, taxonomy, settings, temperature, run="final",
                     trained_on="every usable gold row (train + val + test)"
                                + (" + the promoted pseudo-labels" if len(pseudo) else ""),
                     follows=follows, held_out_estimate=estimate, gold_rows=counts["gold_rows"],

@@ -57,7 +57,7 @@ def main() -> None:
     decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics (run `dvc repro evaluate`)"),
                                   metrics)
     temperature = metrics["calibration"]["temperature"]
-    write_run_files(RETRAINED, taxonomy, settings.model, temperature, run="retrained",
+    write_run_files(RETRAINED, taxonomy, settings, temperature, run="retrained",
                     trained_on="the train split + pseudo-labels of the unlabeled pool",
                     choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)

@@ -1,0 +1,91 @@
+"""The ``callreason`` command: ``callreason predict --input IN --output OUT [--models models/final]``.
+
+Arguments are parsed before anything heavy is imported, so ``--help`` and argument errors answer at
+once. Everything the prediction needs (labels, taxonomy, temperatures, batch size, summary length limit)
+comes from the model folder, so it runs from any directory without params.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import RawDescriptionHelpFormatter
+from pathlib import Path
+
+from callreason.errors import ArgumentParser, InputError, run_stage
+
+PREDICT_HELP = """Predict a valid call-reason path for new summaries.
+
+Reads call_id, summary from a parquet file (or a folder of parquet files) in chunks and writes call_id,
+level_1, level_2, level_3 (always a path of the taxonomy), level_N_prob (calibrated probability of each
+level's label) and path_prob. One output row per call_id: a call_id repeated with the same summary is
+written once; repeated with different summaries, it is an error. Nothing is written unless every row
+is usable.
+"""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+positive_int.__name__ = "positive integer"  # what argparse names in "invalid positive integer value"
+
+
+def predict_parser(prog: str = "callreason predict") -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=PREDICT_HELP, formatter_class=RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, type=Path, help="parquet file or folder with call_id, summary")
+    parser.add_argument("--output", required=True, type=Path, help="parquet file to write")
+    parser.add_argument("--models", type=Path, default=Path("models/final"),
+                        help="a run folder (level_1..3, label_encoders, calibration.json, metadata.json); "
+                             "default: models/final, the shipped models")
+    parser.add_argument("--chunk-rows", type=positive_int, default=20_000, help="rows read into memory at a time")
+    parser.add_argument("--batch-size", type=positive_int, help="inference batch size (default: the model folder's)")
+    return parser
+
+
+def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> None:
+    """Parse ``argv`` and predict; problems are one line each and exit code 2."""
+    args = predict_parser(prog).parse_args(argv)
+
+    def main() -> None:
+        metadata_path = args.models / "metadata.json"
+        if not metadata_path.exists():
+            raise InputError(f"{args.models}: not a model folder (no metadata.json); give --models, e.g. the "
+                             "models/final folder that `dvc repro` writes")
+        inference = json.loads(metadata_path.read_text()).get("inference", {})
+        from callreason.predict import HierarchicalPredictor, predict_parquet
+
+        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference.get("batch_size", 64))
+        counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows,
+                                 inference.get("max_summary_chars", 20_000))
+        dropped = {k: v for k, v in counts.items() if k.startswith("dropped") and v}
+        print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
+              f"predictions to {args.output}" + (f"; dropped {dropped}" if dropped else ""))
+
+    run_stage("predict", main)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``callreason`` console script."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = ArgumentParser(prog="callreason", description="Hierarchical call-reason classifiers.")
+    parser.add_argument("command", choices=["predict"], help="predict: label new summaries with a model folder")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return
+    command, rest = argv[0], argv[1:]
+    if command != "predict":
+        parser.error(f"unknown command {command!r} (choose from predict)")
+    predict(rest)
+
+
+if __name__ == "__main__":
+    main()
