@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from callreason.hierarchy import expected_calibration_error, fit_temperature, softmax
+from callreason.error_report import error_report_markdown, suspect_labels_frame, suspected_label_errors
+from callreason.hierarchy import expected_calibration_error, fit_temperature, joint_decode, softmax
 from callreason.io import atomic_path, write_json
-from callreason.metrics import (
-    classification_report_dict, confusion_rows, error_analysis_markdown, evaluation_metrics, plot_confusion_png,
-)
+from callreason.metrics import classification_report_dict, confusion_rows, evaluation_metrics
+from callreason.plots import plot_confusion_png, top_confusion_rows
 from callreason.predict import HierarchicalPredictor, paths_frame
 from callreason.taxonomy import LEVELS
 
@@ -38,16 +38,34 @@ def calibrate(predictor: HierarchicalPredictor, val_rows: pd.DataFrame) -> dict[
     return report
 
 
+def headline_metrics(details: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a person compares across experiments (``metrics/evaluate.json``, 13 keys): per level
+    macro-F1 and accuracy, path accuracy, the invalid-path rate of independent heads, ECE after calibration,
+    the test rows and the suspected share of wrong test labels."""
+    return {
+        **{level: {"macro_f1": details[level]["macro_f1"], "accuracy": details[level]["accuracy"]} for level in LEVELS},
+        "path": {"accuracy": details["path"]["accuracy"], "argmax_invalid_rate": details["path"]["argmax_invalid_rate"]},
+        "ece": dict(details["calibration"]["test_ece_after"]),
+        "test_rows": details["rows"],
+        "suspected_wrong_labels": details["suspected_wrong_labels"]["share"],
+    }
+
+
 def evaluate_run(
     predictor: HierarchicalPredictor, test_rows: pd.DataFrame, val_rows: pd.DataFrame, name: str,
-    predictions_path: Path,
+    predictions_path: Path, median_confidence: float,
 ) -> dict[str, Any]:
-    """Calibrate on ``val_rows`` (the temperatures are set on ``predictor`` and returned in
-    ``metrics["calibration"]["temperature"]``), score ``test_rows``, and write every output of stage ``name``:
+    """Calibrate on ``val_rows`` (the temperatures are set on ``predictor``), score ``test_rows``, and write
+    every output of stage ``name``:
 
-    ``metrics/{name}.json``, ``plots/{name}/confusion_level_N.json|.png``,
-    ``reports/{name}_errors.md``, ``reports/{name}_classification_report.json`` and ``predictions_path``
-    (test predictions).
+    * ``reports/{name}.json``: the details (greedy and argmax decoding, calibration before/after and
+      temperatures, per-class scores; the stage writes its headline metrics from them);
+    * ``plots/{name}/confusion_level_N.png`` (taxonomy order, counts, support), the vega data
+      ``confusion_level_1|2.json`` and ``top_confusions_level_2|3.json``;
+    * ``reports/{name}_errors.md`` and ``reports/{name}_suspect_labels.csv`` (test rows whose LLM label looks
+      wrong; ``median_confidence``: the median LLM confidence of the labeled rows); ``predictions_path``.
+
+    Returns the details (``details["calibration"]["temperature"]``: the fitted temperatures).
     """
     taxonomy = predictor.taxonomy
     calibration = calibrate(predictor, val_rows)
@@ -55,28 +73,36 @@ def evaluate_run(
     logits = predictor.level_logits(texts)
     probs = predictor.level_probs(texts, logits)
     true_ids = test_rows[[f"{level}_id" for level in LEVELS]].to_numpy()
-    metrics = evaluation_metrics(true_ids, probs, taxonomy)
-    metrics["calibration"] = {
+    details = evaluation_metrics(true_ids, probs, taxonomy)
+    details["calibration"] = {
         "test_ece_before": {lv: round(expected_calibration_error(softmax(z), y), 4)
                             for lv, z, y in zip(LEVELS, logits, true_ids.T)},
         "test_ece_after": {lv: round(expected_calibration_error(p, y), 4) for lv, p, y in zip(LEVELS, probs, true_ids.T)},
         **calibration,
     }
     predicted = paths_frame(test_rows["call_id"].tolist(), probs, taxonomy)
-    actual = {level: test_rows[level].tolist() for level in LEVELS}
-    guessed = {level: predicted[level].tolist() for level in LEVELS}
-    reports = {}
-    for depth, level in enumerate(LEVELS):
-        write_json(confusion_rows(actual[level], guessed[level]), f"plots/{name}/confusion_{level}.json")
+    _, posterior = joint_decode(probs, taxonomy.paths)
+    path_index = {tuple(path): i for i, path in enumerate(taxonomy.paths.tolist())}
+    given = posterior[np.arange(len(test_rows)), [path_index[tuple(row)] for row in true_ids.tolist()]]
+    suspect = suspected_label_errors(given, test_rows["confidence"].to_numpy(np.float64), median_confidence)
+    details["per_class"] = {level: classification_report_dict(true_ids[:, d], taxonomy.ids(level, predicted[level]),
+                                                              taxonomy.labels[level]) for d, level in enumerate(LEVELS)}
+    details["classes_scored"] = {level: int(len(np.unique(true_ids[:, d]))) for d, level in enumerate(LEVELS)}
+    details["suspected_wrong_labels"] = {"rows": int(suspect.sum()), "share": round(float(suspect.mean()), 4)}
+    for level in LEVELS:
+        actual, guessed = test_rows[level].tolist(), predicted[level].tolist()
         with atomic_path(f"plots/{name}/confusion_{level}.png") as tmp:
-            plot_confusion_png(actual[level], guessed[level], taxonomy.labels[level], tmp,
-                               f"{name}: {level} (row-normalised, test split)")
-        reports[level] = classification_report_dict(true_ids[:, depth], taxonomy.ids(level, guessed[level]),
-                                                    taxonomy.labels[level])
-    write_json(reports, f"reports/{name}_classification_report.json")
+            plot_confusion_png(actual, guessed, taxonomy, level, tmp, f"{name}: {level} confusion (test split)")
+        if level != "level_1":
+            write_json(top_confusion_rows(actual, guessed), f"plots/{name}/top_confusions_{level}.json")
+        if level != "level_3":
+            write_json(confusion_rows(actual, guessed), f"plots/{name}/confusion_{level}.json")
     with atomic_path(f"reports/{name}_errors.md") as tmp:
-        tmp.write_text(error_analysis_markdown(texts, actual, guessed))
+        tmp.write_text(error_report_markdown(name, test_rows.reset_index(drop=True), predicted, given, suspect,
+                                             {lv: details[lv]["macro_f1"] for lv in LEVELS}, details["classes_scored"]))
+    with atomic_path(f"reports/{name}_suspect_labels.csv") as tmp:
+        suspect_labels_frame(test_rows.reset_index(drop=True), predicted, given, suspect).to_csv(tmp, index=False)
     with atomic_path(predictions_path) as tmp:
-        predicted.assign(**{f"true_{level}": actual[level] for level in LEVELS}).to_parquet(tmp, index=False)
-    write_json(metrics, f"metrics/{name}.json")
-    return metrics
+        predicted.assign(**{f"true_{level}": test_rows[level].tolist() for level in LEVELS}).to_parquet(tmp, index=False)
+    write_json(details, f"reports/{name}.json")
+    return details

@@ -1,9 +1,7 @@
-"""Evaluation: per-level and path scores, DVC confusion data, confusion heatmaps and an error report."""
+"""Scores: per-level macro-F1 (over the classes present in the test split), path accuracy, DVC confusion rows."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +31,9 @@ def _plain(value: Any) -> Any:
 def level_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
     """Macro-F1, accuracy and weighted-F1 of ``y_pred (n,)`` against ``y_true (n,)`` (label ids < ``n_classes``).
 
-    Macro-F1 averages over the classes present in ``y_true`` or ``y_pred`` (scikit-learn's default);
-    undefined precision/recall count as 0.
+    Macro-F1 averages the F1 of the classes present in ``y_true`` (the test split's classes): a class with
+    no test rows cannot be measured, so it neither counts as 0 nor at all. A prediction of such a class
+    still costs the recall of the row's true class. Undefined precision counts as 0.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -46,7 +45,7 @@ def level_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict
         if ids.min() < 0 or ids.max() >= n_classes:
             raise ValueError(f"level_scores: {name} has ids outside [0, {n_classes})")
     return {
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
     }
@@ -87,8 +86,12 @@ def evaluation_metrics(true_ids: np.ndarray, level_probs: list[np.ndarray], taxo
 
 
 def classification_report_dict(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    """scikit-learn's per-class report over every label of the level (ids ``0..len(labels)-1``), JSON-ready."""
-    report = classification_report(y_true, y_pred, labels=list(range(len(labels))), target_names=labels,
+    """scikit-learn's per-class report over the classes present in ``y_true`` (ids into ``labels``), JSON-ready.
+
+    Its ``macro avg`` is the macro-F1 of :func:`level_scores`: the same classes, the same number.
+    """
+    present = sorted(set(np.asarray(y_true).tolist()))
+    report = classification_report(y_true, y_pred, labels=present, target_names=[labels[i] for i in present],
                                    output_dict=True, zero_division=0)
     return _plain(report)
 
@@ -98,107 +101,3 @@ def confusion_rows(actual: list[str], predicted: list[str]) -> list[dict[str, st
     if len(actual) != len(predicted):
         raise ValueError(f"confusion_rows: {len(actual)} actual vs {len(predicted)} predicted labels")
     return [{"actual": str(a), "predicted": str(p)} for a, p in zip(actual, predicted)]
-
-
-def plot_confusion_png(actual: list[str], predicted: list[str], labels: list[str], path: Path, title: str) -> None:
-    """Write a row-normalised confusion heatmap (recall per true class) to ``path`` as PNG.
-
-    Only classes present in ``actual`` or ``predicted`` are shown, in ``labels`` order (unknown names
-    last, sorted). The figure grows with the class count so 64+ classes stay readable; counts are
-    annotated for up to 20 classes.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if len(actual) != len(predicted):
-        raise ValueError(f"plot_confusion_png: {len(actual)} actual vs {len(predicted)} predicted labels")
-    present = set(actual) | set(predicted)
-    shown = [x for x in labels if x in present] + sorted(present - set(labels))
-    index = {label: i for i, label in enumerate(shown)}
-    k = len(shown)
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, ([index[a] for a in actual], [index[p] for p in predicted]), 1)
-    row_sums = counts.sum(axis=1, keepdims=True)
-    recall = np.divide(counts, row_sums, out=np.zeros((k, k)), where=row_sums > 0)
-
-    size = max(6.0, 0.22 * k)
-    tick_size = 6 if k > 30 else 8 if k > 15 else 10
-    fig = Figure(figsize=(size + 1.5, size), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    image = ax.imshow(recall, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="share of true class")
-    ax.set_xticks(range(k), labels=shown, rotation=90, fontsize=tick_size)
-    ax.set_yticks(range(k), labels=shown, fontsize=tick_size)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title)
-    if k <= 20:
-        for i, j in zip(*np.nonzero(counts)):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=tick_size,
-                    color="white" if recall[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.set_layout_engine(None)  # layout is done; stops savefig from drawing everything twice
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
-
-
-def confused_pairs(actual: list[str], predicted: list[str], top: int = 10) -> list[tuple[str, str, int]]:
-    """The ``top`` most frequent ``(actual, predicted, count)`` mistakes, by count descending then names."""
-    counts = Counter((a, p) for a, p in zip(actual, predicted) if a != p)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))
-    return [(a, p, n) for (a, p), n in ranked[:top]]
-
-
-def _markdown_cell(text: str, max_chars: int | None = None) -> str:
-    """``text`` on one line, pipes escaped, truncated to ``max_chars`` with an ellipsis."""
-    text = " ".join(str(text).split())
-    if max_chars is not None and len(text) > max_chars:
-        text = text[: max(max_chars - 1, 0)].rstrip() + "…"
-    return text.replace("|", "\\|")
-
-
-def error_analysis_markdown(summaries: list[str], actual: dict[str, list[str]], predicted: dict[str, list[str]],
-                            top_pairs: int = 10, examples: int = 3, max_chars: int = 200) -> str:
-    """A markdown report of the most confused label pairs per level, with example summaries.
-
-    ``summaries (n,)`` and, per level key ``level_1..level_3``, ``actual[level] (n,)`` and
-    ``predicted[level] (n,)`` label names, all aligned by row.
-    """
-    lines = [
-        "# Error analysis",
-        "",
-        "For each level, the table lists the most frequent mistakes of the model as (actual, predicted) "
-        "label pairs, with how many rows they cover and what share of the actual class's rows that is. "
-        "Under each pair are a few call summaries that were misclassified that way. A pair that recurs "
-        "with summaries that read alike usually means two labels overlap: merge them, rename them or "
-        "sharpen their definitions in the taxonomy, or tell the summarising LLM prompt to mention the "
-        "detail that tells them apart. Summaries that clearly belong to the actual label point instead "
-        "to too little or noisy training data for that class.",
-    ]
-    for level in (lv for lv in LEVELS if lv in actual):
-        true_labels, pred_labels = list(actual[level]), list(predicted[level])
-        if not (len(true_labels) == len(pred_labels) == len(summaries)):
-            raise ValueError(f"error_analysis_markdown: {level} has {len(true_labels)} actual, "
-                             f"{len(pred_labels)} predicted labels for {len(summaries)} summaries")
-        class_rows = Counter(true_labels)
-        errors = sum(a != p for a, p in zip(true_labels, pred_labels))
-        lines += ["", f"## {level}", "",
-                  f"{errors} of {len(true_labels)} rows misclassified"
-                  + (f" ({errors / len(true_labels):.1%})." if true_labels else ".")]
-        pairs = confused_pairs(true_labels, pred_labels, top=top_pairs)
-        if not pairs:
-            lines += ["", "No confusions at this level."]
-            continue
-        rows_of_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, (a, p) in enumerate(zip(true_labels, pred_labels)):
-            if a != p and len(rows_of_pair[(a, p)]) < examples:
-                rows_of_pair[(a, p)].append(i)
-        lines += ["", "| actual | predicted | count | share of actual |", "|---|---|---:|---:|"]
-        lines += [f"| {_markdown_cell(a)} | {_markdown_cell(p)} | {n} | {n / class_rows[a]:.1%} |"
-                  for a, p, n in pairs]
-        for a, p, n in pairs:
-            lines += ["", f"### {_markdown_cell(a)} → {_markdown_cell(p)} ({n})", ""]
-            lines += [f"- {_markdown_cell(summaries[i], max_chars)}" for i in rows_of_pair[(a, p)]]
-    return "\n".join(lines) + "\n"

@@ -35,7 +35,11 @@ from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import normalized_call_ids
 
 PSEUDO_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob", "model_version")
-"""Columns of ``data/pseudo_labels.parquet``."""
+"""Columns of a set of pseudo rows to train on (``data/promoted_pseudo_labels.parquet``)."""
+POOL_LABEL_COLUMNS = (*PSEUDO_COLUMNS, "used_for_training")
+"""Columns of ``data/pseudo_labels.parquet``: every pool row whose calibrated path probability reaches the
+threshold, labeled by the shipped models; ``used_for_training``: the row is among the pseudo rows the final
+models were trained on (only when ``retrain`` was promoted)."""
 
 
 

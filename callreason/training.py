@@ -37,7 +37,7 @@ from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.params import Settings
 from callreason.modeling import (
-    TextClassifier, bottom_layers_output, build_classifier, in_length_order, load_base_tokenizer, pad_batch,
+    TextClassifier, bottom_layers_output, build_classifier, row_losses, in_length_order, load_base_tokenizer, pad_batch,
     run_batched, save_classifier, supports_layer_cache, tokenize, transformer_layers,
 )
 
@@ -288,6 +288,38 @@ class FixedSchedule(TrainerCallback):
             control.should_training_stop = True
 
 
+class EpochCurves(TrainerCallback):
+    """Per-epoch training curves: training loss and validation macro-F1, with the linear probe as epoch 0.
+
+    Rows ``{"epoch", "train_loss", "val_macro_f1"}`` accumulate in :attr:`rows`; with a DVCLive ``live``
+    each value is also logged at step = epoch as it arrives (``plots/metrics/train_loss.tsv``,
+    ``plots/metrics/val_macro_f1.tsv``).
+    """
+
+    def __init__(self, probe_train_loss: float, probe_val_f1: float | None, live: Any = None):
+        self.rows: list[dict[str, Any]] = []
+        self.live = live
+        self.record(0, "train_loss", probe_train_loss)
+        self.record(0, "val_macro_f1", probe_val_f1)
+
+    def record(self, epoch: float, name: str, value: float | None) -> None:
+        epoch = int(round(epoch))
+        if not self.rows or self.rows[-1]["epoch"] != epoch:
+            self.rows.append({"epoch": epoch, "train_loss": None, "val_macro_f1": None})
+        self.rows[-1][name] = None if value is None else round(float(value), 6)
+        if self.live is not None and value is not None:
+            self.live.step = epoch
+            self.live.log_metric(name, round(float(value), 6))
+            self.live.make_summary()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs and state.epoch is not None:
+            self.record(state.epoch, "train_loss", logs["loss"])
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.record(state.epoch, "val_macro_f1", metrics["eval_macro_f1"])
+
+
 def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
                 settings: FitSettings, sample_weight: np.ndarray | None = None) -> TokenizedRows:
     """``texts`` tokenized once; with frozen bottom layers (``settings.frozen_layers``) on an encoder that
@@ -298,6 +330,15 @@ def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts
     if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
         cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
     return TokenizedRows(token_ids, labels, sample_weight, cache)
+
+
+@torch.inference_mode()
+def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
+    """The model's (weighted) mean training loss on ``rows``, as the Trainer computes it."""
+    logits = torch.from_numpy(model_outputs(model, rows, pad_id, batch_size))
+    losses = row_losses(logits, torch.from_numpy(rows.labels), model.loss, model.label_smoothing)
+    weights = torch.from_numpy(rows.weights)
+    return float((losses * weights).sum() / weights.sum().clamp(min=1e-9))
 
 
 def macro_f1_of(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
@@ -351,6 +392,7 @@ def train_classifier(
     sample_weight: np.ndarray | None = None,
     callbacks: list[TrainerCallback] | None = None,
     stop_after_epoch: int | None = None,
+    live: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
@@ -360,6 +402,8 @@ def train_classifier(
     ``stop_after_epoch`` (a refit, no validation rows) stops after that many epochs of the ``epochs``-long
     schedule; 0 keeps the linear probe. ``work_dir`` is Trainer scratch: with ``settings.resume`` a
     checkpoint is written there every epoch and a rerun of the same run continues from the last one.
+    The per-epoch curves (:class:`EpochCurves`, also logged to the DVCLive ``live`` if given) are in the
+    summary under ``curve``.
     """
     torch.manual_seed(settings.seed)
     train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight)
@@ -373,9 +417,10 @@ def train_classifier(
         fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed, sample_weight)
     start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
     probe_f1 = start_f1 if len(val_set) else None
+    curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
     summary = {"linear_probe_val_macro_f1": probe_f1, "best_val_macro_f1": probe_f1, "best_epoch": 0.0,
                "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
-               "bf16": bf16_enabled(settings.bf16)}
+               "bf16": bf16_enabled(settings.bf16), "curve": curves.rows}
     if stop_after_epoch == 0:
         model.trainable_layers = n_layers
         model.eval()
@@ -400,7 +445,7 @@ def train_classifier(
         processing_class=tokenizer,
         compute_metrics=compute_macro_f1,
         optimizers=(make_optimizer(model, settings), None),
-        callbacks=[selection, *(callbacks or [])],
+        callbacks=[selection, curves, *(callbacks or [])],
     )
     result = trainer.train(resume_from_checkpoint=checkpoint)
     for p in model.parameters():
@@ -476,7 +521,6 @@ def fit_level(
     folder as ``training.json``).
     """
     from dvclive import Live
-    from transformers.integrations import DVCLiveCallback
 
     fit = fit_settings(settings, level)
     if settings.train.confidence_weighting and sample_weight is None:
@@ -491,14 +535,14 @@ def fit_level(
         model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
         revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level, loss=fit.loss,
     )
-    callbacks = []
+    live = None
     if is_main_process() and live_dir is not None:
-        callbacks.append(DVCLiveCallback(live=Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)))
+        live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     summary = train_classifier(
         model, tokenizer,
         train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
-        fit, work_dir, sample_weight=sample_weight, callbacks=callbacks,
+        fit, work_dir, sample_weight=sample_weight, live=live,
         stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])),
     )
     if settings.train.lexical_blend:

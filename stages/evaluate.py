@@ -1,15 +1,16 @@
 """evaluate: score the held-out run (``models/heldout``) on the gold test rows and complete its folder.
 
 Temperatures are fitted on the validation slice. Writes ``metrics/evaluate.json`` (the honest estimate:
-these models never saw the test rows, and no choice was made on them), plots, reports, test predictions,
-and ``models/heldout/{label_encoders,calibration.json,metadata.json}``.
+these models never saw the test rows, and no choice was made on them), ``reports/evaluate.json`` (details),
+plots, the error report, test predictions, and ``models/heldout/{label_encoders,calibration.json,metadata.json}``.
 """
 
 from pathlib import Path
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run
+from callreason.evaluation import evaluate_run, headline_metrics
+from callreason.io import write_json
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
 from callreason.run import HELDOUT, training_rows, write_run_files
@@ -25,7 +26,9 @@ def main() -> None:
     predictor = HierarchicalPredictor.load(HELDOUT, batch_size=settings.evaluate.batch_size, calibrated=False,
                                            taxonomy=taxonomy)
     test, val = training_rows(data, ("test",)), training_rows(data, ("val",))
-    metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"))
+    metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"),
+                           median_confidence=float(data["confidence"].median()))
+    write_json(headline_metrics(metrics), "metrics/evaluate.json")
     write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")

@@ -12,7 +12,7 @@ from callreason.taxonomy import Taxonomy
 from callreason.validation import filter_confident, validate_labeled, validate_unlabeled
 
 FILTERED = "data/filtered.parquet"
-METRICS = "metrics/filter.json"
+METRICS, REPORT = "metrics/filter.json", "reports/filter.json"
 
 
 def main() -> None:
@@ -36,11 +36,12 @@ def main() -> None:
         raise InputError(*problems)
     kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
     write_parquet(kept, FILTERED)
-    write_json({**counts, **filter_counts, "rows_kept": len(kept), "unlabeled_rows_usable": pool_counts["rows_out"]},
-               METRICS)
+    write_json({**counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
+    write_json({"rows_read": counts["rows_read"], "rows_kept": len(kept),
+                "below_min_confidence": filter_counts["below_min_confidence"]}, METRICS)
     print(f"filter: read {counts['rows_read']} rows from {source}, kept {len(kept)} "
           f"(confidence >= {settings.filter.min_confidence}), dropped {counts['rows_read'] - len(kept)}; "
-          f"{pool_counts['rows_out']} usable unlabeled summaries in {pool_source}; details in {METRICS}")
+          f"{pool_counts['rows_out']} usable unlabeled summaries in {pool_source}; details in {REPORT}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from callreason.params import load_settings
 from callreason.label_issues import find_label_issues
 from callreason.taxonomy import Taxonomy
 
-DATASET, ISSUES, METRICS = "data/prepared/dataset.parquet", "data/label_issues.parquet", "metrics/label_issues.json"
+DATASET, ISSUES = "data/prepared/dataset.parquet", "data/label_issues.parquet"
+METRICS, REPORT = "metrics/label_issues.json", "reports/label_issues.json"
 
 
 def main() -> None:
@@ -16,7 +17,8 @@ def main() -> None:
     issues, counts = find_label_issues(load_dataset(DATASET), Taxonomy.load(settings.data.taxonomy),
                                        folds=cfg.folds, c=cfg.c, seed=settings.seed)
     write_parquet(issues, ISSUES)
-    write_json(counts, METRICS)
+    write_json(counts, REPORT)
+    write_json({"flagged": counts["flagged"], "flagged_share": counts["flagged_share"]}, METRICS)
     print(f"label_issues: checked {counts['rows_checked']} labeled rows ({counts['folds']}-fold {counts['cv']} "
           f"cross-validation), flagged {counts['flagged']} ({counts['flagged_share']:.1%}); wrote {ISSUES}, {METRICS}")
 

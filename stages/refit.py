@@ -52,7 +52,7 @@ def main() -> None:
                     follows=follows, held_out_estimate=estimate, gold_rows=counts["gold_rows"],
                     pseudo_rows=counts["pseudo_rows"], suspect_rows_left_out=len(suspects),
                     epochs={level: fits[level]["epochs_run"] for level in LEVELS})
-    write_json({**counts, "follows": follows, "levels": fits}, "metrics/refit.json")
+    write_json({**counts, "follows": follows, "levels": fits}, "reports/refit.json")
     epochs = ", ".join(f"{level} {fits[level]['epochs_run']:g}" for level in LEVELS)
     print(f"refit: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows, choices of {follows} replayed "
           f"(epochs: {epochs}); wrote {FINAL}/ (held-out estimate: {estimate})")

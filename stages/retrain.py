@@ -53,7 +53,8 @@ def main() -> None:
         return
     predictor = HierarchicalPredictor.load(RETRAINED, batch_size=settings.evaluate.batch_size, calibrated=False,
                                            taxonomy=taxonomy)
-    metrics = evaluate_run(predictor, test, val, NAME, predictions_path=Path(f"data/predictions/{NAME}_test.parquet"))
+    metrics = evaluate_run(predictor, test, val, NAME, predictions_path=Path(f"data/predictions/{NAME}_test.parquet"),
+                           median_confidence=float(data["confidence"].median()))
     decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics (run `dvc repro evaluate`)"),
                                   metrics)
     temperature = metrics["calibration"]["temperature"]
@@ -61,8 +62,9 @@ def main() -> None:
                     trained_on="the train split + pseudo-labels of the unlabeled pool",
                     choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
-    write_json({**metrics, "promotion": decision}, f"metrics/{NAME}.json")
-    write_json({**counts, "levels": fits}, f"metrics/{NAME}_fit.json")
+    write_json({**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in LEVELS},
+                "path": {"accuracy": metrics["path"]["accuracy"]}, **decision}, f"metrics/{NAME}.json")
+    write_json({**counts, "promotion": decision, "levels": fits}, f"reports/{NAME}_fit.json")
     if decision["promoted"]:
         write_json({"promoted": True, "pseudo_weight": cfg.weight, "temperature": temperature,
                     "replay": training_records(RETRAINED)}, PROMOTION)

@@ -1,4 +1,7 @@
-"""select_uncertain: the Phase 3 relabel queue, the most uncertain unlabeled rows spread over confusions."""
+"""select_uncertain: the Phase 3 relabel queue, the most uncertain unlabeled rows spread over confusions.
+
+Rows the final models were trained on as pseudo-labels are left out; confident rows rank last anyway.
+"""
 
 from callreason.errors import run_stage
 from callreason.io import read_parquet, write_json, write_parquet
@@ -6,19 +9,20 @@ from callreason.params import load_settings
 from callreason.uncertainty import select_uncertain
 
 SCORED, PSEUDO = "data/unlabeled_scored.parquet", "data/pseudo_labels.parquet"
-QUEUE, METRICS = "data/relabel_queue.parquet", "metrics/select_uncertain.json"
+QUEUE, REPORT = "data/relabel_queue.parquet", "reports/select_uncertain.json"
 
 
 def main() -> None:
     cfg = load_settings().select_uncertain
     scored = read_parquet(SCORED, "scored unlabeled rows (run `dvc repro pseudo_label`)")
     pseudo = read_parquet(PSEUDO, "pseudo-labels (run `dvc repro pseudo_label`)")
-    queue, counts = select_uncertain(scored, pseudo["call_id"], cfg.strategy, cfg.size, cfg.group_by)
+    trained_on = pseudo.loc[pseudo["used_for_training"], "call_id"]
+    queue, counts = select_uncertain(scored, trained_on, cfg.strategy, cfg.size, cfg.group_by)
     write_parquet(queue, QUEUE)
-    write_json(counts, METRICS)
-    print(f"select_uncertain: {counts['size']} of {counts['candidates']} non-pseudo-labeled rows by "
+    write_json(counts, REPORT)
+    print(f"select_uncertain: {counts['size']} of {counts['candidates']} unlabeled rows (not trained on) by "
           f"{counts['strategy']}, round-robin over {counts['groups_in_queue']} {counts['group_by']} groups; "
-          f"wrote {QUEUE}, {METRICS}")
+          f"wrote {QUEUE}, {REPORT}")
 
 
 if __name__ == "__main__":

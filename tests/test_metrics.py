@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
-import matplotlib.figure  # noqa: F401  (imported up front so the timing below measures plotting only)
 import numpy as np
+import pandas as pd
 import pytest
 
-from callreason.metrics import (
-    classification_report_dict,
-    confused_pairs,
-    confusion_rows,
-    error_analysis_markdown,
-    evaluation_metrics,
-    level_scores,
-    plot_confusion_png,
-)
+from callreason.error_report import error_report_markdown, suspect_labels_frame, suspected_label_errors
+from callreason.metrics import classification_report_dict, confusion_rows, evaluation_metrics, level_scores
+from callreason.plots import confused_pairs, plot_confusion_png, plot_curves_png, taxonomy_order, top_confusion_rows
 from callreason.taxonomy import LEVELS, Taxonomy
 
 NESTED = {"a": {"a1": ["x", "y"], "a2": ["z"]}, "b": {"b1": ["u", "v"]}}
@@ -95,12 +88,13 @@ def test_evaluation_metrics_known_answers(taxonomy, case):
     assert json.loads(json.dumps(metrics)) == metrics
 
 
-def test_classification_report_dict_covers_all_labels(taxonomy):
+def test_the_classification_report_and_level_scores_give_one_macro_f1(taxonomy):
+    """Both average over the classes present in the test split: 'z' has no test row and counts nowhere."""
     labels = taxonomy.labels["level_3"]
-    report = classification_report_dict(np.array([0, 1, 1]), np.array([0, 1, 0]), labels)
-    assert all(name in report for name in labels)
-    assert report["z"]["support"] == 0
-    assert report["u"]["recall"] == 1.0
+    y_true, y_pred = np.array([0, 1, 1, 3]), np.array([0, 1, 0, 4])  # 4 = 'z' predicted, never actual
+    report = classification_report_dict(y_true, y_pred, labels)
+    assert set(report) - {"accuracy", "macro avg", "weighted avg", "micro avg"} == {labels[i] for i in (0, 1, 3)}
+    assert report["macro avg"]["f1-score"] == round(level_scores(y_true, y_pred, len(labels))["macro_f1"], 4)
     json.dumps(report)
 
 
@@ -121,43 +115,70 @@ def test_confused_pairs_order():
     assert confused_pairs(["a"], ["a"]) == []
 
 
-def test_plot_confusion_png_70_classes(tmp_path):
+def test_confusion_png_is_in_taxonomy_order_with_a_block_per_level_1(tmp_path):
+    nested = {f"area_{a}": {f"sub_{a}_{b}": [f"reason_{a}_{b}_{c}" for c in range(3)] for b in range(3)}
+              for a in range(8)}
+    taxonomy = Taxonomy.from_dict(nested)
+    order, starts = taxonomy_order(taxonomy, "level_3")
+    assert order[:4] == ["reason_0_0_0", "reason_0_0_1", "reason_0_0_2", "reason_0_1_0"]
+    assert starts == [0, 9, 18, 27, 36, 45, 54, 63]
+    assert taxonomy_order(taxonomy, "level_1") == (sorted(nested), [])
     rng = np.random.default_rng(0)
-    labels = [f"class_with_long_name_{i:02d}" for i in range(70)]
-    actual = [labels[i] for i in rng.integers(0, 70, size=2000)]
-    predicted = [a if rng.random() < 0.7 else labels[rng.integers(0, 70)] for a in actual]
-    path = tmp_path / "plots" / "level_3" / "confusion.png"
-    start = time.perf_counter()
-    plot_confusion_png(actual, predicted, labels, path, "level_3 confusion")
-    assert time.perf_counter() - start < 3.0
+    actual = [order[i] for i in rng.integers(0, 72, size=1500)]
+    predicted = [a if rng.random() < 0.7 else order[rng.integers(0, 72)] for a in actual]
+    path = tmp_path / "plots" / "confusion_level_3.png"
+    plot_confusion_png(actual, predicted, taxonomy, "level_3", path, "level_3 confusion")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
-def test_plot_confusion_png_small_annotated(tmp_path):
-    path = tmp_path / "small.png"
-    plot_confusion_png(["a", "b", "b"], ["a", "a", "b"], ["a", "b", "unused"], path, "small")
-    assert path.stat().st_size > 0
+def test_top_confusion_rows_are_the_bar_chart_data():
+    rows = top_confusion_rows(["a", "a", "b", "c"], ["b", "b", "a", "c"], top=5)
+    assert rows == [{"pair": "a → b", "count": 2}, {"pair": "b → a", "count": 1}]
 
 
-def test_error_analysis_markdown():
-    summaries = ["Customer wants a refund | card was charged twice\nsecond line", "Asked about delivery date",
-                 "Refund for double charge", "x" * 500]
-    actual = {"level_1": ["billing", "shipping", "billing", "billing"]}
-    predicted = {"level_1": ["shipping", "shipping", "shipping", "billing"]}
-    report = error_analysis_markdown(summaries, actual, predicted, examples=1, max_chars=200)
-    assert report.startswith("# Error analysis")
-    assert "## level_1" in report
-    assert "| billing | shipping | 2 | 66.7% |" in report
-    assert "Customer wants a refund \\| card was charged twice second line" in report
-    assert "Refund for double charge" not in report  # only 1 example per pair
-    assert "x" * 201 not in report
-    table_rows = [line for line in report.splitlines() if line.startswith("| ")]
-    assert all(line.count(" | ") == 3 for line in table_rows)
+def test_curves_png_has_one_line_per_level_over_epochs(tmp_path):
+    curve = [{"epoch": 0, "train_loss": 2.0, "val_macro_f1": 0.5}, {"epoch": 1, "train_loss": 1.0, "val_macro_f1": 0.7}]
+    plot_curves_png({"level_1": curve, "level_3": curve}, tmp_path / "c.png", "curves")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_error_analysis_markdown_no_errors_and_truncation():
-    report = error_analysis_markdown(["s" * 300], {"level_2": ["a"]}, {"level_2": ["b"]}, max_chars=50)
-    line = next(x for x in report.splitlines() if x.startswith("- "))
-    assert len(line) == 2 + 50 and line.endswith("…")
-    assert "No confusions" in error_analysis_markdown(["s"], {"level_3": ["a"]}, {"level_3": ["a"]})
+def error_case() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Six test rows; row 2 is a constructed label error: the LLM said late_fee (unsure, 0.55) for a
+    summary about a double charge, and the models (out of sample) give that path 0.01."""
+    rows = pd.DataFrame({
+        "call_id": [f"T{i}" for i in range(6)],
+        "summary": ["refund for my order", "charged twice this month", "I was charged twice for the same bill, "
+                    "please reverse one of the two payments " * 3, "late fee on the bill", "reset my password",
+                    "locked out of my account"],
+        "level_1": ["billing", "billing", "billing", "billing", "access", "access"],
+        "level_2": ["payments", "payments", "fees", "fees", "login", "login"],
+        "level_3": ["refund", "double_charge", "late_fee", "late_fee", "password_reset", "locked_out"],
+        "confidence": [0.95, 0.9, 0.55, 0.92, 0.9, 0.85],
+    })
+    predicted = rows.copy()
+    predicted.loc[1, ["level_3"]] = "refund"  # a model error on a clean-looking row
+    predicted.loc[2, ["level_2", "level_3"]] = ["payments", "double_charge"]
+    prob_of_given = np.array([0.9, 0.3, 0.01, 0.8, 0.95, 0.7])
+    return rows, predicted, prob_of_given
+
+
+def test_the_error_report_marks_a_constructed_mislabeled_row_as_suspect_and_splits_the_advice():
+    rows, predicted, given = error_case()
+    suspect = suspected_label_errors(given, rows["confidence"].to_numpy(), float(rows["confidence"].median()))
+    assert suspect.tolist() == [False, False, True, False, False, False]
+    report = error_report_markdown("evaluate", rows, predicted, given, suspect,
+                                   {lv: 0.9 for lv in LEVELS}, {lv: 3 for lv in LEVELS})
+    assert "**1 (16.7%) look wrong**" in report
+    noisy_section = report.split("## level_3")[1].split("### Errors on rows whose label looks wrong (re-prompt): 1")[1]
+    assert "`T2` · LLM said `late_fee` at confidence 0.55" in noisy_section
+    clean_section = report.split("## level_3")[1].split("### Errors on rows whose label looks wrong")[0]
+    assert "| double_charge | refund | 1 | 1 |" in clean_section and "T2" not in clean_section
+    assert "please reverse one of the two payments I was charged twice" in report.replace("\n  > ", " ")  # full text
+    frame = suspect_labels_frame(rows, predicted, given, suspect)
+    assert frame["call_id"].tolist() == ["T2"] and frame.loc[0, "model_level_3"] == "double_charge"
+
+
+def test_with_one_confidence_for_every_row_the_models_alone_decide():
+    given = np.array([0.01, 0.5])
+    assert suspected_label_errors(given, np.array([1.0, 1.0]), 1.0).tolist() == [True, False]

@@ -16,7 +16,7 @@ import pytest
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode
 from callreason.pseudo_labels import (
-    PSEUDO_COLUMNS, SCORED_COLUMNS, TRAINING_COLUMNS, DataLeakageError, assert_no_leakage, class_caps,
+    POOL_LABEL_COLUMNS, PSEUDO_COLUMNS, SCORED_COLUMNS, TRAINING_COLUMNS, DataLeakageError, assert_no_leakage, class_caps,
     labeled_call_ids, model_version, precision_at_threshold, pseudo_training_rows, retrain_rows, score_paths,
     select_pseudo_labels,
 )
@@ -272,15 +272,16 @@ def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_r
     assert Path("models/retrained/label_encoders/taxonomy.json").exists()
     evaluated = json.loads(Path("metrics/retrain.json").read_text())
     heldout = json.loads(Path("metrics/evaluate.json").read_text())
-    assert {"level_1", "level_2", "level_3", "path", "rows", "calibration"} <= set(evaluated)
-    assert evaluated["rows"] == heldout["rows"]  # the same gold test rows
-    fit = json.loads(Path("metrics/retrain_fit.json").read_text())
+    details = json.loads(Path("reports/retrain.json").read_text())
+    assert {"level_1", "level_2", "level_3", "path", "rows", "calibration"} <= set(details)
+    assert details["rows"] == heldout["test_rows"]  # the same gold test rows
+    fit = json.loads(Path("reports/retrain_fit.json").read_text())
     gold = int((data["split"] == "train").sum())
     assert fit["gold_rows"] == gold and fit["levels"]["level_3"]["train_rows"] == gold + fit["pseudo_rows"]
     promotion = json.loads(Path("models/promotion.json").read_text())
     promoted_rows = pd.read_parquet("data/promoted_pseudo_labels.parquet")
     better = evaluated["level_3"]["macro_f1"] > heldout["level_3"]["macro_f1"]
-    assert promotion["promoted"] == evaluated["promotion"]["promoted"]
+    assert promotion["promoted"] == evaluated["promoted"]
     assert promotion["promoted"] <= better  # never promoted when not better on the test rows
     assert len(promoted_rows) == (fit["pseudo_rows"] if promotion["promoted"] else 0)
 
@@ -299,8 +300,9 @@ def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_r
     run_stage_main(pseudo_label, monkeypatch)
     scored = pd.read_parquet("data/unlabeled_scored.parquet")
     pseudo = pd.read_parquet("data/pseudo_labels.parquet")
-    metrics = json.loads(Path("metrics/pseudo_label.json").read_text())
-    assert list(scored.columns) == list(SCORED_COLUMNS) and list(pseudo.columns) == list(PSEUDO_COLUMNS)
+    metrics = json.loads(Path("reports/pseudo_label.json").read_text())
+    assert list(scored.columns) == list(SCORED_COLUMNS) and list(pseudo.columns) == list(POOL_LABEL_COLUMNS)
+    assert set(pseudo.loc[pseudo["used_for_training"], "call_id"]) == set(promoted_rows["call_id"]) & set(pseudo["call_id"])
     assert len(scored) == 30 and not set(scored["call_id"]) & ({"LOWCONF"} | set(data["call_id"]))
     assert metrics["input"]["dropped_call_id_in_labeled"] == 2 and metrics["rows_scored"] == 30
     assert metrics["kept"] == len(pseudo) > 0
@@ -310,4 +312,4 @@ def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_r
 
     run_stage_main(select_uncertain, monkeypatch)
     queue = pd.read_parquet("data/relabel_queue.parquet")
-    assert len(queue) == 5 and not set(queue["call_id"]) & set(pseudo["call_id"])
+    assert len(queue) == 5 and not set(queue["call_id"]) & set(promoted_rows["call_id"])
