@@ -22,9 +22,9 @@ from callreason.evaluation import calibrate
 from callreason.io import load_params
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import build_classifier, run_batched
+from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.params import settings_from_params
 from callreason.training import fit_level
 from callreason.validation import filter_confident, validate_labeled
 

@@ -22,8 +22,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from benchmarks.common import default_params, load_benchmark, split_dataset
 from callreason.modeling import load_classifier, predict_logits, run_batched
-from callreason.taxonomy import LEVELS
 from callreason.params import settings_from_params
+from callreason.taxonomy import LEVELS
 from callreason.training import fit_level
 
 

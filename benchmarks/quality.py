@@ -14,11 +14,18 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.common import (
-    SHARED, default_params, dump, frozen_embeddings_lr, load_benchmark, pipeline_levels, print_table, score,
-    split_dataset, tfidf_lr, timed,
+    SHARED,
+    default_params,
+    dump,
+    frozen_embeddings_lr,
+    load_benchmark,
+    pipeline_levels,
+    print_table,
+    score,
+    split_dataset,
+    tfidf_lr,
+    timed,
 )
 from benchmarks.seed_recipe import seed_recipe_probs
 from callreason.hierarchy import independent_argmax

@@ -13,7 +13,11 @@ import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 from transformers import (
-    AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
 )
 
 from callreason.modeling import resolve_base_model

@@ -30,17 +30,31 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import (
-    ROOT, SHARED, default_params, dump, load_benchmark, pipeline_levels, print_table, score, split_dataset, timed,
+    ROOT,
+    SHARED,
+    default_params,
+    dump,
+    load_benchmark,
+    pipeline_levels,
+    print_table,
+    score,
+    split_dataset,
+    timed,
 )
 from callreason.dataset import write_label_encoders
 from callreason.evaluation import calibrate
 from callreason.label_issues import find_label_issues
+from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import (
-    labeled_call_ids, precision_at_threshold, retrain_rows, score_unlabeled, select_pseudo_labels, val_estimate,
+    labeled_call_ids,
+    precision_at_threshold,
+    retrain_rows,
+    score_unlabeled,
+    select_pseudo_labels,
+    val_estimate,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.params import settings_from_params
 from callreason.training import fit_level
 from callreason.uncertainty import STRATEGIES, select_uncertain
 from callreason.validation import validate_unlabeled

@@ -51,7 +51,8 @@ def train_one(approach: str, dataset: str, epochs: int) -> dict:
                                            epochs=epochs)
         train_seconds, epochs_run = metrics["train_runtime"], metrics["epoch"]
     else:
-        summary = fit_level("level_3", train, val, labels, settings_from_params(params), work / "m", work / "live", work / "scratch")
+        summary = fit_level("level_3", train, val, labels, settings_from_params(params), work / "m", work / "live",
+                            work / "scratch")
         model, tokenizer = load_classifier(work / "m")
         probs = predict_logits(model, tokenizer, test["summary"].tolist())
         train_seconds, epochs_run = summary["train_seconds"], summary["epochs_run"]
@@ -191,7 +192,8 @@ def main() -> None:
         for approach in ("seed", "pipeline"):
             results[approach] = in_subprocess("train", approach, args.dataset, str(args.epochs))
             print(json.dumps(results[approach]), flush=True)
-        print(f"training throughput pipeline/seed: {results['pipeline']['samples_per_second'] / results['seed']['samples_per_second']:.2f}x, "
+        ratio = results["pipeline"]["samples_per_second"] / results["seed"]["samples_per_second"]
+        print(f"training throughput pipeline/seed: {ratio:.2f}x, "
               f"wall {results['seed']['wall_seconds'] / results['pipeline']['wall_seconds']:.2f}x faster", flush=True)
     results["inference"] = in_subprocess("infer", args.dataset)
     print(json.dumps(results["inference"]), flush=True)

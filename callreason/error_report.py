@@ -97,9 +97,10 @@ def error_report_markdown(name: str, rows: pd.DataFrame, predicted: pd.DataFrame
         clean = [t for t in clean if t[2] > 0][:top_pairs]
         lines += ["### Confused on clean-looking rows (taxonomy / prompt definitions)", ""]
         if clean:
-            lines += ["| actual (LLM label) | predicted | clean-looking rows | all rows of the pair |", "|---|---|---:|---:|"]
+            lines += ["| actual (LLM label) | predicted | clean-looking rows | all rows of the pair |",
+                      "|---|---|---:|---:|"]
             lines += [f"| {_cell(a)} | {_cell(p)} | {k} | {len(members[(a, p)])} |" for a, p, k in clean]
-            for a, p, k in clean:
+            for a, p, _ in clean:
                 lines += ["", f"#### {_cell(a)} → {_cell(p)}", ""]
                 for i in [i for i in members[(a, p)] if not suspect[i]][:examples]:
                     row = rows.iloc[i]

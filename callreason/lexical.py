@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+from scipy.sparse import hstack
 from scipy.special import log_softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from scipy.sparse import hstack
 
 from callreason.hierarchy import fit_temperature
 

@@ -366,7 +366,8 @@ def shared_bottom_depth(models: list[TextClassifier], tokenizers: list[PreTraine
     if not same(lambda m: m.encoder.embeddings):
         return 0
     depth = 0
-    while depth < len(transformer_layers(first.encoder)) and same(lambda m: transformer_layers(m.encoder)[depth]):
+    while depth < len(transformer_layers(first.encoder)) and same(
+            lambda m, d=depth: transformer_layers(m.encoder)[d]):
         depth += 1
     return depth
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -18,7 +19,11 @@ from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path
 from callreason.modeling import (
-    TextClassifier, load_classifier, predict_logits, run_batched_shared, shared_bottom_depth,
+    TextClassifier,
+    load_classifier,
+    predict_logits,
+    run_batched_shared,
+    shared_bottom_depth,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_prediction_input
@@ -92,10 +97,8 @@ def paths_frame(call_ids: list[str], level_probs: list[np.ndarray], taxonomy: Ta
     return frame
 
 
-def open_parquet_input(path: str | Path) -> "pyarrow.dataset.Dataset":
+def open_parquet_input(path: str | Path) -> "ds.Dataset":
     """A parquet file, or a folder of parquet files (read as one table), with ``call_id`` and ``summary``."""
-    import pyarrow.dataset as ds
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")

@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -35,11 +34,21 @@ from callreason.distributed import is_main_process
 from callreason.errors import InputError
 from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
-from callreason.params import Settings
 from callreason.modeling import (
-    TextClassifier, bottom_layers_output, build_classifier, row_losses, in_length_order, load_base_tokenizer, pad_batch,
-    run_batched, save_classifier, supports_layer_cache, tokenize, transformer_layers,
+    TextClassifier,
+    bottom_layers_output,
+    build_classifier,
+    in_length_order,
+    load_base_tokenizer,
+    pad_batch,
+    row_losses,
+    run_batched,
+    save_classifier,
+    supports_layer_cache,
+    tokenize,
+    transformer_layers,
 )
+from callreason.params import Settings
 
 
 @dataclass(frozen=True)
@@ -336,8 +345,8 @@ def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts
 def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
     """The model's (weighted) mean training loss on ``rows``, as the Trainer computes it."""
     logits = torch.from_numpy(model_outputs(model, rows, pad_id, batch_size))
-    losses = row_losses(logits, torch.from_numpy(rows.labels), model.loss, model.label_smoothing)
-    weights = torch.from_numpy(rows.weights)
+    losses = row_losses(logits, torch.tensor(rows.labels), model.loss, model.label_smoothing)
+    weights = torch.tensor(rows.weights)
     return float((losses * weights).sum() / weights.sum().clamp(min=1e-9))
 
 
@@ -516,9 +525,9 @@ def fit_level(
     Held-out run (``replay`` None): ``val_rows`` choose the epoch (``train.early_stopping``) and the
     TF-IDF blend weight. Refit (``replay``: the ``training.json`` record of a held-out run's model, and
     ``val_rows`` empty): no choice is made, the held-out run's are replayed (its max_length, its best epoch
-    inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved into place when complete, so an
-    interrupted run leaves the previous model intact. Returns the training summary (also saved in the
-    folder as ``training.json``).
+    inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved
+    into place when complete, so an interrupted run leaves the previous model intact. Returns the training
+    summary (also saved in the folder as ``training.json``).
     """
     from dvclive import Live
 

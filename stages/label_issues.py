@@ -3,8 +3,8 @@
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
 from callreason.io import write_json, write_parquet
-from callreason.params import load_settings
 from callreason.label_issues import find_label_issues
+from callreason.params import load_settings
 from callreason.taxonomy import Taxonomy
 
 DATASET, ISSUES = "data/prepared/dataset.parquet", "data/label_issues.parquet"

@@ -16,7 +16,12 @@ from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import (
-    POOL_LABEL_COLUMNS, SCORED_COLUMNS, labeled_call_ids, model_version, score_unlabeled, select_pseudo_labels,
+    POOL_LABEL_COLUMNS,
+    SCORED_COLUMNS,
+    labeled_call_ids,
+    model_version,
+    score_unlabeled,
+    select_pseudo_labels,
     val_estimate,
 )
 from callreason.run import FINAL, HELDOUT, PROMOTED_PSEUDO, training_rows

@@ -18,8 +18,16 @@ from callreason.io import read_json, read_parquet, write_json
 from callreason.params import load_settings
 from callreason.pseudo_labels import retrain_rows
 from callreason.run import (
-    ALL_SIDES, FINAL, HELDOUT, PROMOTED_PSEUDO, PROMOTION, fit_levels, suspect_call_ids, temperatures,
-    training_records, write_run_files,
+    ALL_SIDES,
+    FINAL,
+    HELDOUT,
+    PROMOTED_PSEUDO,
+    PROMOTION,
+    fit_levels,
+    suspect_call_ids,
+    temperatures,
+    training_records,
+    write_run_files,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
 

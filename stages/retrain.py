@@ -19,11 +19,25 @@ from callreason.io import read_json, read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import (
-    PSEUDO_COLUMNS, empty_pseudo_labels, labeled_call_ids, model_version, retrain_rows, score_unlabeled, select_pseudo_labels,
+    PSEUDO_COLUMNS,
+    empty_pseudo_labels,
+    labeled_call_ids,
+    model_version,
+    retrain_rows,
+    score_unlabeled,
+    select_pseudo_labels,
 )
 from callreason.run import (
-    HELDOUT, PROMOTED_PSEUDO, PROMOTION, RETRAINED, fit_levels, promotion_decision, suspect_call_ids,
-    training_records, training_rows, write_run_files,
+    HELDOUT,
+    PROMOTED_PSEUDO,
+    PROMOTION,
+    RETRAINED,
+    fit_levels,
+    promotion_decision,
+    suspect_call_ids,
+    training_records,
+    training_rows,
+    write_run_files,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_unlabeled

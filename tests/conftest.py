@@ -22,8 +22,8 @@ LEAF_WORDS = {"refund": "refund order", "double_charge": "charge twice", "late_f
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 1-layer, 32-wide BERT and WordPiece tokenizer saved as a local Hugging Face folder."""
-    from transformers import BertConfig, BertModel, BertTokenizer
     import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz"]

@@ -3,7 +3,8 @@ from scipy.special import log_softmax
 
 from callreason.lexical import LexicalModel, blend_log_proba, choose_blend_weight
 
-TEXTS = ["refund my order", "order refund late", "card stolen today", "stolen card blocked", "password reset", "reset password now"]
+TEXTS = ["refund my order", "order refund late", "card stolen today", "stolen card blocked", "password reset",
+         "reset password now"]
 LABELS = np.array([0, 0, 2, 2, 3, 3])
 
 

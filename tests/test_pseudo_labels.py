@@ -16,8 +16,18 @@ import pytest
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode
 from callreason.pseudo_labels import (
-    POOL_LABEL_COLUMNS, PSEUDO_COLUMNS, SCORED_COLUMNS, TRAINING_COLUMNS, DataLeakageError, assert_no_leakage, class_caps,
-    labeled_call_ids, model_version, precision_at_threshold, pseudo_training_rows, retrain_rows, score_paths,
+    POOL_LABEL_COLUMNS,
+    SCORED_COLUMNS,
+    TRAINING_COLUMNS,
+    DataLeakageError,
+    assert_no_leakage,
+    class_caps,
+    labeled_call_ids,
+    model_version,
+    precision_at_threshold,
+    pseudo_training_rows,
+    retrain_rows,
+    score_paths,
     select_pseudo_labels,
 )
 from callreason.taxonomy import LEVELS, Taxonomy

@@ -51,10 +51,10 @@ def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params,
 
 def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path, tiny_model_dir, tiny_params,
                                                                          small_taxonomy):
+    from dataclasses import replace
+
     import pytest
     from transformers import TrainerCallback
-
-    from dataclasses import replace
 
     from callreason.training import fit_settings, train_classifier
 
@@ -105,8 +105,9 @@ def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
 
 def run_keep_best(val_scores: list[float], probe_score: float, patience: int) -> tuple[int, float, int]:
     """Feed ``val_scores`` (one per epoch) to KeepBestCallback; returns (epochs run, best epoch, restored weight)."""
-    import torch
     from types import SimpleNamespace
+
+    import torch
 
     from callreason.training import KeepBestCallback
 

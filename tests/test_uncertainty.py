@@ -10,7 +10,12 @@ from callreason.errors import InputError
 from callreason.pseudo_labels import score_paths
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.uncertainty import (
-    QUEUE_COLUMNS, group_keys, hesitation_level, round_robin_order, select_uncertain, uncertainty_score,
+    QUEUE_COLUMNS,
+    group_keys,
+    hesitation_level,
+    round_robin_order,
+    select_uncertain,
+    uncertainty_score,
 )
 
 # labels: level_1 [a, b]; level_2 [a1, a2, b1]; level_3 [u, v, x, y, z]
