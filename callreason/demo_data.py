@@ -1229,7 +1229,8 @@ def generate_demo_data(seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 
 def write_demo_data(root: Path, seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 5000) -> None:
     """Writes root/taxonomy/taxonomy.json (indent=2), root/data/phase2_labeled.parquet,
     root/data/unlabeled_summaries.parquet (call_id, summary only) and root/data/demo_unlabeled_gold.parquet
-    (call_id, level_1, level_2, level_3). Creates folders. Deterministic: same seed -> byte-identical files."""
+    (call_id, level_1, level_2, level_3) and an empty root/data/relabeled.parquet (no imported LLM answers yet).
+    Creates folders. Deterministic: same seed -> byte-identical files."""
     root = Path(root)
     taxonomy, labeled, unlabeled = generate_demo_data(seed=seed, n_labeled=n_labeled, n_unlabeled=n_unlabeled)
     (root / "taxonomy").mkdir(parents=True, exist_ok=True)
@@ -1239,6 +1240,9 @@ def write_demo_data(root: Path, seed: int = 0, n_labeled: int = 2400, n_unlabele
     unlabeled[["call_id", "summary"]].to_parquet(root / "data" / "unlabeled_summaries.parquet", index=False)
     unlabeled[["call_id", "level_1", "level_2", "level_3"]].to_parquet(
         root / "data" / "demo_unlabeled_gold.parquet", index=False)
+    from callreason.relabel import empty_relabeled
+
+    empty_relabeled().to_parquet(root / "data" / "relabeled.parquet", index=False)  # no LLM answers imported yet
 
 
 def main(argv: list[str] | None = None) -> None:

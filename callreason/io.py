@@ -39,7 +39,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{path}: not valid JSON ({exc}); fix the file") from exc
 
 
-DATA_PATH_KEYS = ("labeled", "unlabeled", "taxonomy")
+DATA_PATH_KEYS = ("labeled", "unlabeled", "relabeled", "taxonomy")
 """``data.*`` params that name the user's input files: they must lie inside the repository."""
 
 

@@ -33,9 +33,10 @@ from callreason.taxonomy import LEVELS, Taxonomy
 
 ISSUE_COLUMNS = (
     "rank", "call_id", "summary", "split", *(f"given_{lv}" for lv in LEVELS), *(f"suggested_{lv}" for lv in LEVELS),
-    "given_label_prob", "suggested_prob", "flagged", "given_class_rows", "llm_confidence",
+    "given_label_prob", "suggested_prob", "flagged", "given_class_rows", "llm_confidence", "top_paths",
 )
-"""Columns of ``data/label_issues.parquet``, most suspect first (``rank`` 1)."""
+"""Columns of ``data/label_issues.parquet``, most suspect first (``rank`` 1). ``top_paths``: the out-of-fold
+model's three most probable paths ``{level_1, level_2, level_3, probability}``."""
 
 
 def text_model(c: float, seed: int) -> Pipeline:
@@ -116,6 +117,8 @@ def find_label_issues(dataset: pd.DataFrame, taxonomy: Taxonomy, folds: int = 5,
         "flagged": flagged,
         "given_class_rows": np.bincount(given)[given],
         "llm_confidence": dataset["confidence"].to_numpy(np.float64) if "confidence" in dataset else np.nan,
+        "top_paths": [[{**dict(zip(LEVELS, taxonomy.path_of_leaf(classes[j]))), "probability": round(float(p[j]), 4)}
+                       for j in np.argsort(-p, kind="stable")[:3]] for p in probs],
     })
     frame = frame.sort_values(["given_label_prob", "call_id"], kind="stable").reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))

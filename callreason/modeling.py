@@ -81,6 +81,7 @@ class TextClassifier(nn.Module):
         self.classifier_config = config
         self.label_smoothing = label_smoothing
         self.loss = loss  # see row_losses
+        self.loss_offsets: torch.Tensor | None = None  # (k,) added to the logits in the loss only (logit adjustment)
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
         self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
@@ -135,7 +136,8 @@ class TextClassifier(nn.Module):
         logits = self.head(pooled.to(self.head.weight.dtype))
         out = {"logits": logits}
         if labels is not None:
-            losses = row_losses(logits.float(), labels, self.loss, self.label_smoothing)
+            scores = logits.float() if self.loss_offsets is None else logits.float() + self.loss_offsets.to(logits.device)
+            losses = row_losses(scores, labels, self.loss, self.label_smoothing)
             if sample_weight is not None:
                 out["loss"] = (losses * sample_weight).sum() / sample_weight.sum().clamp(min=1e-9)
             else:

@@ -30,6 +30,7 @@ LOSSES = ("cross_entropy", "gce", "bootstrap")
 class DataSettings:
     labeled: str            # call_id, summary, level_1, level_2, level_3, confidence
     unlabeled: str          # call_id, summary
+    relabeled: str          # the LLM's answers brought back by `stages.import_labels` (a missing file: none)
     taxonomy: str           # {level_1: {level_2: [level_3, ...]}}
     max_summary_chars: int  # longer summaries are truncated (and counted)
 
@@ -73,6 +74,7 @@ class TrainSettings:
     early_stopping: bool       # keep the best epoch on the validation slice (else a fixed schedule: the last)
     loss: str                  # cross_entropy | gce | bootstrap
     drop_suspect_labels: bool  # leave out rows whose label cross-validation flags as likely wrong
+    class_balance: str         # none | reweight | logit_adjust (for skewed classes; macro-F1 weighs all alike)
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ def _top(params: Mapping[str, Any], key: str) -> Any:
 def _data(params: Mapping[str, Any]) -> DataSettings:
     s = _section(params, "data", DataSettings)
     return DataSettings(labeled=text(s["labeled"], "data.labeled"), unlabeled=text(s["unlabeled"], "data.unlabeled"),
+                        relabeled=text(s["relabeled"], "data.relabeled"),
                         taxonomy=text(s["taxonomy"], "data.taxonomy"),
                         max_summary_chars=integer(s["max_summary_chars"], "data.max_summary_chars", 1))
 
@@ -230,6 +233,7 @@ def _train(params: Mapping[str, Any]) -> TrainSettings:
         early_stopping=boolean(s["early_stopping"], "train.early_stopping"),
         loss=choice(s["loss"], "train.loss", LOSSES),
         drop_suspect_labels=boolean(s["drop_suspect_labels"], "train.drop_suspect_labels"),
+        class_balance=choice(s["class_balance"], "train.class_balance", ("none", "reweight", "logit_adjust")),
     )
 
 

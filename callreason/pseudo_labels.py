@@ -51,11 +51,12 @@ def empty_pseudo_labels() -> pd.DataFrame:
 SECOND_COLUMNS = tuple(f"second_{lv}" for lv in LEVELS)
 SCORED_COLUMNS = (
     "call_id", "summary", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob", "margin", "entropy",
-    *(f"{lv}_max_prob" for lv in LEVELS), *SECOND_COLUMNS, "second_path_prob", "model_version",
+    *(f"{lv}_max_prob" for lv in LEVELS), *SECOND_COLUMNS, "second_path_prob",
+    *(f"third_{lv}" for lv in LEVELS), "third_path_prob", "model_version",
 )
 """Columns of ``data/unlabeled_scored.parquet``: the decoded path with its marginals and path probability,
 the top-2 path margin and the path-posterior entropy, each level classifier's own top probability, and the
-runner-up path (for ``select_uncertain``'s hesitation level and grouping)."""
+second and third paths (for ``select_uncertain``'s hesitation level and grouping, and the labeler's export)."""
 
 TRAINING_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_id" for lv in LEVELS), "confidence",
                     "source", "sample_weight")
@@ -67,10 +68,12 @@ class DataLeakageError(InputError):
 
 # --------------------------------------------------------------------------- which rows to score
 
-def labeled_call_ids(prepared: pd.DataFrame, raw_labeled: pd.DataFrame, raw_source: str) -> set[str]:
-    """call_ids never to pseudo-label: every row of the prepared dataset (all splits) and of the raw
-    labeled file (including rows ``filter`` dropped), normalised as the validators do."""
-    ids = set(prepared["call_id"].astype(str))
+def labeled_call_ids(prepared: pd.DataFrame, raw_labeled: pd.DataFrame, raw_source: str,
+                     answered: Iterable[str] = ()) -> set[str]:
+    """call_ids never to pseudo-label: every row of the prepared dataset (all splits), of the raw labeled
+    file (including rows ``filter`` dropped) and the ``answered`` ones (imported LLM answers), normalised
+    as the validators do."""
+    ids = set(prepared["call_id"].astype(str)) | {str(x) for x in answered}
     if "call_id" not in [str(c) for c in raw_labeled.columns]:
         raise InputError(f"{raw_source}: missing column 'call_id'")
     ids.update(normalized_call_ids(raw_labeled, raw_source))
@@ -111,16 +114,17 @@ def score_paths(call_ids: list[str], texts: list[str], level_probs: list[np.ndar
     for level, probs in zip(LEVELS, level_probs):
         frame[f"{level}_max_prob"] = np.asarray(probs, dtype=np.float64).max(axis=1)
     rows = np.arange(len(frame))
-    if posterior.shape[1] >= 2:
-        second = np.argsort(-posterior, axis=1, kind="stable")[:, 1]  # [:, 0] is joint_decode's argmax
-        for depth, level in enumerate(LEVELS):
-            labels = np.asarray(taxonomy.labels[level], dtype=object)
-            frame[f"second_{level}"] = labels[taxonomy.paths[second, depth]]
-        frame["second_path_prob"] = posterior[rows, second]
-    else:  # a one-path taxonomy has no runner-up
-        for level in LEVELS:
-            frame[f"second_{level}"] = None
-        frame["second_path_prob"] = 0.0
+    ranked = np.argsort(-posterior, axis=1, kind="stable")  # [:, 0] is joint_decode's argmax
+    for rank, prefix in ((1, "second"), (2, "third")):
+        if posterior.shape[1] > rank:
+            for depth, level in enumerate(LEVELS):
+                labels = np.asarray(taxonomy.labels[level], dtype=object)
+                frame[f"{prefix}_{level}"] = labels[taxonomy.paths[ranked[:, rank], depth]]
+            frame[f"{prefix}_path_prob"] = posterior[rows, ranked[:, rank]]
+        else:  # a taxonomy with fewer paths has no runner-up
+            for level in LEVELS:
+                frame[f"{prefix}_{level}"] = None
+            frame[f"{prefix}_path_prob"] = 0.0
     return frame
 
 

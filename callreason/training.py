@@ -72,6 +72,7 @@ class FitSettings:
     resume: bool
     early_stopping: bool  # keep the best epoch on the validation slice (else the last epoch)
     loss: str             # cross_entropy | gce | bootstrap (see callreason.modeling.row_losses)
+    class_balance: str    # none | reweight | logit_adjust (see class_balance)
 
 
 def fit_settings(settings: Settings, level: str) -> FitSettings:
@@ -83,7 +84,7 @@ def fit_settings(settings: Settings, level: str) -> FitSettings:
         label_smoothing=train.label_smoothing, patience=train.patience, linear_probe=train.linear_probe,
         probe_c=train.probe_c, frozen_layers=train.frozen_layers, bf16=train.bf16,
         eval_batch_size=settings.evaluate.batch_size, resume=train.resume,
-        early_stopping=train.early_stopping, loss=train.loss,
+        early_stopping=train.early_stopping, loss=train.loss, class_balance=train.class_balance,
     )
 
 
@@ -345,6 +346,8 @@ def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts
 def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
     """The model's (weighted) mean training loss on ``rows``, as the Trainer computes it."""
     logits = torch.from_numpy(model_outputs(model, rows, pad_id, batch_size))
+    if model.loss_offsets is not None:
+        logits = logits + model.loss_offsets
     losses = row_losses(logits, torch.tensor(rows.labels), model.loss, model.label_smoothing)
     weights = torch.tensor(rows.weights)
     return float((losses * weights).sum() / weights.sum().clamp(min=1e-9))
@@ -402,6 +405,8 @@ def train_classifier(
     callbacks: list[TrainerCallback] | None = None,
     stop_after_epoch: int | None = None,
     live: Any = None,
+    probe_weight: np.ndarray | None = None,
+    logit_adjustment: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
@@ -412,7 +417,8 @@ def train_classifier(
     schedule; 0 keeps the linear probe. ``work_dir`` is Trainer scratch: with ``settings.resume`` a
     checkpoint is written there every epoch and a rerun of the same run continues from the last one.
     The per-epoch curves (:class:`EpochCurves`, also logged to the DVCLive ``live`` if given) are in the
-    summary under ``curve``.
+    summary under ``curve``. ``probe_weight``: row weights of the linear probe (default ``sample_weight``);
+    ``logit_adjustment``: ``(k,)`` added to the logits in the training loss only (see :func:`class_balance`).
     """
     torch.manual_seed(settings.seed)
     train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight)
@@ -423,7 +429,10 @@ def train_classifier(
     pad_id = tokenizer.pad_token_id
     if settings.linear_probe:
         features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
-        fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed, sample_weight)
+        fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed,
+                         sample_weight if probe_weight is None else probe_weight)
+    if logit_adjustment is not None:
+        model.loss_offsets = torch.tensor(logit_adjustment, dtype=torch.float32)
     start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
     probe_f1 = start_f1 if len(val_set) else None
     curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
@@ -457,6 +466,7 @@ def train_classifier(
         callbacks=[selection, curves, *(callbacks or [])],
     )
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    model.loss_offsets = None
     for p in model.parameters():
         p.requires_grad = True
     model.trainable_layers = n_layers
@@ -478,6 +488,34 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
     lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
     p99 = int(np.percentile(lengths, 99)) if lengths else limit
     return int(min(limit, max(16, -(-p99 // 8) * 8)))
+
+
+CLASS_BALANCE = ("none", "reweight", "logit_adjust")
+
+
+def class_balance(labels: np.ndarray, n_classes: int, mode: str, sample_weight: np.ndarray | None
+                  ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Row weights of the fine-tuning loss, row weights of the convex models (linear probe, TF-IDF companion)
+    and the loss's logit adjustment, for ``train.class_balance``:
+
+    * ``none``: ``sample_weight`` everywhere, no adjustment;
+    * ``reweight``: each row also weighted by ``n / (k_present * rows of its class)`` (class-balanced loss),
+      normalised to mean 1, everywhere;
+    * ``logit_adjust``: the convex models reweighted as above; the fine-tuning loss keeps ``sample_weight``
+      and adds ``log prior(class)`` to the logits (Menon et al. 2021), so the model learns balanced scores
+      without the noisy gradients of large weights. ``labels``: class ids ``(n,)``.
+    """
+    if mode == "none":
+        return sample_weight, sample_weight, None
+    base = np.ones(len(labels), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    per_class = np.divide(len(labels), (counts > 0).sum() * counts, out=np.zeros(n_classes), where=counts > 0)
+    balanced = (base * per_class[labels]).astype(np.float32)
+    balanced *= len(balanced) / balanced.sum()
+    if mode == "reweight":
+        return balanced, balanced, None
+    prior = np.where(counts > 0, counts / counts.sum(), 1.0 / max(len(labels), 1))
+    return sample_weight, balanced, np.log(prior).astype(np.float32)
 
 
 def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
@@ -534,6 +572,8 @@ def fit_level(
     fit = fit_settings(settings, level)
     if settings.train.confidence_weighting and sample_weight is None:
         sample_weight = train_rows["confidence"].to_numpy(np.float32)
+    loss_weight, convex_weight, adjustment = class_balance(
+        train_rows[f"{level}_id"].to_numpy(), len(labels), fit.class_balance, sample_weight)
     model_settings = settings.model
     if replay is None:
         tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
@@ -551,13 +591,13 @@ def fit_level(
         model, tokenizer,
         train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
-        fit, work_dir, sample_weight=sample_weight, live=live,
+        fit, work_dir, sample_weight=loss_weight, live=live, probe_weight=convex_weight, logit_adjustment=adjustment,
         stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])),
     )
     if settings.train.lexical_blend:
         weight = None if replay is None else replay.get("lexical_weight", 0.0)
         summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
-                                                         sample_weight, weight)
+                                                         convex_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "max_length": max_length, "classes": len(labels),
                     "replayed": replay is not None})

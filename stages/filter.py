@@ -1,13 +1,16 @@
-"""filter: check every input file, then keep the labeled rows with confidence >= filter.min_confidence.
+"""filter: check every input file, apply the LLM's imported answers, keep rows with confidence >= filter.min_confidence.
 
-The labeled file, the taxonomy and the unlabeled pool are all checked here, so a broken file fails in
-seconds, before any training, with every problem of the file listed. The pool only needs to be readable
-here: a changed pool re-runs this stage but leaves ``data/filtered.parquet`` (and so every model) as it was.
+The labeled file, the imported answers (``data.relabeled``; a missing file means none), the taxonomy and the
+unlabeled pool are all checked here, so a broken file fails in seconds, before any training, with every
+problem of each file listed. An answer replaces the label of its call_id or adds a labeled row; the user's
+labeled file is never modified. The pool only needs to be readable here: a changed pool re-runs this stage but
+leaves ``data/filtered.parquet`` (and so every model) as it was.
 """
 
 from callreason.errors import InputError, run_stage
 from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
+from callreason.relabel import apply_relabels, read_relabeled
 from callreason.taxonomy import Taxonomy
 from callreason.validation import filter_confident, validate_labeled, validate_unlabeled
 
@@ -27,19 +30,28 @@ def main() -> None:
     except InputError as exc:
         problems += exc.lines
     try:
-        labeled_ids = set(checked["call_id"]) if checked is not None else None
+        relabeled = read_relabeled(settings.data.relabeled)
+        answers, _ = (validate_labeled(relabeled, taxonomy, settings.data.relabeled, settings.data.max_summary_chars)
+                      if len(relabeled) and taxonomy is not None else (relabeled.iloc[:0], {}))
+    except InputError as exc:
+        problems += exc.lines
+    try:
+        labeled_ids = (set(checked["call_id"]) | set(answers["call_id"])) if checked is not None else None
         _, pool_counts = validate_unlabeled(read_parquet(pool_source, "unlabeled summaries"), pool_source,
                                             labeled_ids, settings.data.max_summary_chars)
     except InputError as exc:
         problems += exc.lines
     if problems:
         raise InputError(*problems)
+    checked, relabel_counts = apply_relabels(checked, answers)
     kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
     write_parquet(kept, FILTERED)
-    write_json({**counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
+    write_json({**counts, **relabel_counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
     write_json({"rows_read": counts["rows_read"], "rows_kept": len(kept),
                 "below_min_confidence": filter_counts["below_min_confidence"]}, METRICS)
-    print(f"filter: read {counts['rows_read']} rows from {source}, kept {len(kept)} "
+    answered = (f", {relabel_counts['relabeled_rows']} relabeled and {relabel_counts['added_rows']} added by "
+                f"{settings.data.relabeled}" if len(answers) else "")
+    print(f"filter: read {counts['rows_read']} rows from {source}{answered}, kept {len(kept)} "
           f"(confidence >= {settings.filter.min_confidence}), dropped {counts['rows_read'] - len(kept)}; "
           f"{pool_counts['rows_out']} usable unlabeled summaries in {pool_source}; details in {REPORT}")
 

@@ -24,6 +24,7 @@ from callreason.pseudo_labels import (
     select_pseudo_labels,
     val_estimate,
 )
+from callreason.relabel import read_relabeled
 from callreason.run import FINAL, HELDOUT, PROMOTED_PSEUDO, training_rows
 from callreason.validation import validate_unlabeled
 
@@ -36,7 +37,8 @@ def main() -> None:
     settings = load_settings()
     cfg, data_cfg = settings.pseudo_label, settings.data
     data = load_dataset(DATASET)
-    labeled = labeled_call_ids(data, read_parquet(data_cfg.labeled, "labeled data"), data_cfg.labeled)
+    labeled = labeled_call_ids(data, read_parquet(data_cfg.labeled, "labeled data"), data_cfg.labeled,
+                               read_relabeled(data_cfg.relabeled)["call_id"])
     rows, counts = validate_unlabeled(read_parquet(data_cfg.unlabeled, "unlabeled summaries"), data_cfg.unlabeled,
                                       labeled, data_cfg.max_summary_chars)
     predictor = HierarchicalPredictor.load(FINAL, batch_size=cfg.batch_size, calibrated=True)

@@ -27,6 +27,7 @@ from callreason.pseudo_labels import (
     score_unlabeled,
     select_pseudo_labels,
 )
+from callreason.relabel import read_relabeled
 from callreason.run import (
     HELDOUT,
     PROMOTED_PSEUDO,
@@ -50,7 +51,8 @@ def main() -> None:
     cfg = settings.pseudo_label
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    labeled = labeled_call_ids(data, read_parquet(settings.data.labeled, "labeled data"), settings.data.labeled)
+    labeled = labeled_call_ids(data, read_parquet(settings.data.labeled, "labeled data"), settings.data.labeled,
+                               read_relabeled(settings.data.relabeled)["call_id"])
     pool, _ = validate_unlabeled(read_parquet(settings.data.unlabeled, "unlabeled summaries"), settings.data.unlabeled,
                                  labeled, settings.data.max_summary_chars)
     heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)

@@ -113,7 +113,7 @@ def test_unlabeled_ids_are_compared_normalised():
 
 # --------------------------------------------------------------------------- stages, DVC and predict
 
-def filter_repo(tmp_path: Path) -> Path:
+def filter_repo(tmp_path: Path, labeled_rows: int = 120) -> Path:
     """A repository with the filter stage's code, params and small demo inputs."""
     from callreason.demo_data import write_demo_data
 
@@ -122,7 +122,7 @@ def filter_repo(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, repo / name)
-    write_demo_data(repo, seed=5, n_labeled=120, n_unlabeled=30)
+    write_demo_data(repo, seed=5, n_labeled=labeled_rows, n_unlabeled=30)
     return repo
 
 

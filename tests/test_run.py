@@ -97,3 +97,16 @@ def test_noise_tolerant_losses_cap_the_pull_of_a_row_the_model_finds_unlikely():
     with pytest.raises(ValueError, match="unknown loss"):
         row_losses(logits, labels, "hinge")
     assert np.isfinite(gce.numpy()).all()
+
+
+def test_class_balance_weights_rare_classes_up_or_adjusts_the_logits():
+    from callreason.training import class_balance
+
+    labels = np.array([0] * 8 + [1] * 2)  # class 2 has no rows
+    assert class_balance(labels, 3, "none", None) == (None, None, None)
+    loss_w, convex_w, adjustment = class_balance(labels, 3, "reweight", None)
+    assert loss_w is convex_w and loss_w.mean() == pytest.approx(1.0)
+    assert loss_w[labels == 1].sum() == pytest.approx(loss_w[labels == 0].sum())  # each class weighs the same
+    loss_w, convex_w, adjustment = class_balance(labels, 3, "logit_adjust", np.full(10, 0.5, np.float32))
+    assert (loss_w == 0.5).all() and convex_w[labels == 1].sum() == pytest.approx(convex_w[labels == 0].sum())
+    assert adjustment[0] == pytest.approx(np.log(0.8)) and adjustment[1] == pytest.approx(np.log(0.2))
