@@ -179,8 +179,9 @@ def load_base_tokenizer(base: str, revision: str | None = None) -> PreTrainedTok
     return AutoTokenizer.from_pretrained(path, **_revision_kwargs(path, revision))
 
 
-CACHEABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "mpnet")
-"""Encoders whose bottom layers can be run once and cached (plain post-LN layers, absolute positions)."""
+CACHEABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "mpnet", "deberta-v2")
+"""Encoders whose bottom layers can be run once and cached: BERT-style layers, MPNet (relative attention bias
+recomputed per batch) and DeBERTa-v2/v3 (relative positions and embeddings recomputed per batch)."""
 
 
 def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
@@ -189,22 +190,62 @@ def transformer_layers(encoder: nn.Module) -> nn.ModuleList:
 
 
 def supports_layer_cache(encoder: nn.Module) -> bool:
-    return encoder.config.model_type in CACHEABLE_MODEL_TYPES and hasattr(encoder, "_create_attention_masks")
+    """Whether :func:`run_bottom` + :func:`run_layers` reproduce ``encoder``'s forward exactly."""
+    kind = encoder.config.model_type
+    if kind == "deberta-v2":  # no convolution after the first layer (v2-xlarge has one), no extra z-steps
+        return getattr(encoder.encoder, "conv", None) is None and getattr(encoder, "z_steps", 0) <= 1
+    if kind == "mpnet":
+        return hasattr(encoder.encoder, "compute_position_bias")
+    return kind in CACHEABLE_MODEL_TYPES and hasattr(encoder, "_create_attention_masks")
+
+
+def shared_modules(encoder: nn.Module) -> list[nn.Module]:
+    """What every layer reads besides its own weights: the embeddings, and for relative-position encoders the
+    relative position embeddings (DeBERTa) or attention bias (MPNet). Frozen with the bottom layers, so a
+    cached bottom stays exact."""
+    stack = encoder.encoder
+    extra = [getattr(stack, name) for name in ("rel_embeddings", "LayerNorm", "relative_attention_bias")
+             if isinstance(getattr(stack, name, None), nn.Module)]
+    return [encoder.embeddings, *extra]
+
+
+def _hidden(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
 
 
 def run_layers(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, layers) -> torch.Tensor:
-    """Run ``layers`` of a BERT-style ``encoder`` on ``hidden`` (batch, seq, hidden_size)."""
+    """Run ``layers`` of ``encoder`` on ``hidden`` (batch, seq, hidden_size), with the attention mask and
+    relative positions the encoder's own forward would give them."""
+    kind, stack = encoder.config.model_type, encoder.encoder
+    if kind == "deberta-v2":
+        mask, relative, embeddings = stack.get_attention_mask(attention_mask), stack.get_rel_pos(hidden), \
+            stack.get_rel_embedding()
+        for layer in layers:
+            hidden = _hidden(layer(hidden, mask, relative_pos=relative, rel_embeddings=embeddings))
+        return hidden
+    if kind == "mpnet":
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        bias = stack.compute_position_bias(hidden)
+        for layer in layers:
+            hidden = _hidden(layer(hidden, mask, bias))
+        return hidden
     mask, _ = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
                                               embedding_output=hidden, encoder_hidden_states=None, cache=None)
     for layer in layers:
-        hidden = layer(hidden, mask)
+        hidden = _hidden(layer(hidden, mask))
     return hidden
 
 
 def run_bottom(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """The embeddings and the first ``n_layers`` layers of a BERT-style ``encoder``: (batch, seq, hidden_size)."""
-    return run_layers(encoder, encoder.embeddings(input_ids=input_ids), attention_mask,
-                      transformer_layers(encoder)[:n_layers])
+    """The embeddings and the first ``n_layers`` layers of ``encoder``: (batch, seq, hidden_size)."""
+    if encoder.config.model_type == "deberta-v2":  # it zeroes padded positions of its embeddings
+        embedded = encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids),
+                                      mask=attention_mask)
+    else:
+        embedded = encoder.embeddings(input_ids=input_ids)
+    return run_layers(encoder, embedded, attention_mask, transformer_layers(encoder)[:n_layers])
 
 
 @torch.inference_mode()
@@ -365,7 +406,7 @@ def shared_bottom_depth(models: list[TextClassifier], tokenizers: list[PreTraine
         return all(reference.keys() == module_of(m).state_dict().keys() and all(
             torch.equal(reference[k], v) for k, v in module_of(m).state_dict().items()) for m in others)
 
-    if not same(lambda m: m.encoder.embeddings):
+    if not all(same(lambda m, i=i: shared_modules(m.encoder)[i]) for i in range(len(shared_modules(first.encoder)))):
         return 0
     depth = 0
     while depth < len(transformer_layers(first.encoder)) and same(

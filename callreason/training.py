@@ -13,6 +13,7 @@ The recipe, each step measured by ``benchmarks/quality.py``:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -44,6 +45,7 @@ from callreason.modeling import (
     row_losses,
     run_batched,
     save_classifier,
+    shared_modules,
     supports_layer_cache,
     tokenize,
     transformer_layers,
@@ -256,11 +258,12 @@ def fit_linear_probe(model: TextClassifier, features: np.ndarray, labels: np.nda
 
 
 def freeze_bottom_layers(model: TextClassifier, n_layers: int) -> None:
-    """Freeze the embeddings and the first ``n_layers`` transformer layers (0 = train everything)."""
+    """Freeze the embeddings (and the relative-position parts every layer reads, see
+    :func:`callreason.modeling.shared_modules`) and the first ``n_layers`` transformer layers (0 = train all)."""
     if n_layers <= 0:
         return
     encoder = model.encoder
-    for p in encoder.embeddings.parameters():
+    for p in (p for module in shared_modules(encoder) for p in module.parameters()):
         p.requires_grad = False
     for layer in transformer_layers(encoder)[:n_layers]:
         for p in layer.parameters():
@@ -584,6 +587,11 @@ def fit_level(
         model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
         revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level, loss=fit.loss,
     )
+    depth = len(transformer_layers(model.encoder))
+    if fit.frozen_layers > depth:
+        print(f"{level}: train.frozen_layers {fit.frozen_layers} > the {depth} layers of {model_settings.base}: "
+              f"freezing all {depth} (the head and the pooling train)", flush=True)
+        fit = dataclasses.replace(fit, frozen_layers=depth)
     live = None
     if is_main_process() and live_dir is not None:
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
@@ -599,7 +607,7 @@ def fit_level(
         summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
                                                          convex_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
-                    "max_length": max_length, "classes": len(labels),
+                    "max_length": max_length, "classes": len(labels), "frozen_layers": fit.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():
         with atomic_path(model_dir) as tmp:
