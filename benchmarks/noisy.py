@@ -78,7 +78,7 @@ class Case:
 def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500) -> Case:
     """Build draw ``draw`` of data set ``name`` (see the module docstring)."""
     if name == "demo":
-        from callreason.demo_data import generate_demo_data, make_taxonomy
+        from callreason.demo import generate_demo_data, make_taxonomy
 
         taxonomy = Taxonomy.from_dict(make_taxonomy())
         _, labeled, pool = generate_demo_data(seed=draw, return_gold=True)

@@ -136,7 +136,7 @@ def predict_memory_one(rows: int) -> dict:
     from transformers import BertConfig, BertModel, BertTokenizer
 
     from callreason.dataset import write_label_encoders
-    from callreason.demo_data import generate_demo_data
+    from callreason.demo import generate_demo_data
     from callreason.modeling import build_classifier, save_classifier
     from callreason.predict import HierarchicalPredictor, predict_parquet
     from callreason.taxonomy import LEVELS, Taxonomy

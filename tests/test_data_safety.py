@@ -115,7 +115,7 @@ def test_unlabeled_ids_are_compared_normalised():
 
 def filter_repo(tmp_path: Path, labeled_rows: int = 120) -> Path:
     """A repository with the filter stage's code, params and small demo inputs."""
-    from callreason.demo_data import write_demo_data
+    from callreason.demo import write_demo_data
 
     repo = tmp_path / "repo"
     for name in ("callreason", "stages"):

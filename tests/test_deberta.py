@@ -26,7 +26,7 @@ def deberta_dir(tmp_path_factory) -> Path:
     import sentencepiece as spm
     from transformers import DebertaV2Config, DebertaV2Model
 
-    from callreason.demo_data import generate_demo_data
+    from callreason.demo import generate_demo_data
 
     folder = tmp_path_factory.mktemp("deberta_v3_tiny")
     _, labeled, _ = generate_demo_data(seed=1, n_labeled=300, n_unlabeled=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callreason.demo_data import generate_demo_data, make_taxonomy, write_demo_data
+from callreason.demo import generate_demo_data, make_taxonomy, write_demo_data
 
 
 @pytest.fixture(scope="module")

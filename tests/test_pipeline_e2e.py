@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from callreason.demo_data import write_demo_data
+from callreason.demo import write_demo_data
 
 ROOT = Path(__file__).parents[1]
 TRAIN_STAGES = {"train_l1", "train_l2", "train_l3"}

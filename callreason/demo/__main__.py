@@ -1,0 +1,3 @@
+from callreason.demo.generator import main
+
+main()
