@@ -13,13 +13,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_union
 
 from callreason.dataset import encode_dataset, write_label_encoders
 from callreason.evaluation import calibrate
 from callreason.io import load_params
+from callreason.lexical import tfidf_union
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import build_classifier, run_batched
 from callreason.params import settings_from_params
@@ -69,11 +68,8 @@ def full_probs(model: Any, features: Any, n_classes: int) -> np.ndarray:
 
 
 def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy) -> list[np.ndarray]:
-    """(a) TF-IDF word 1-2 + char 2-5 grams, logistic regression per level."""
-    vectorizer = make_union(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
-    )
+    """(a) the pipeline's TF-IDF recipe (:func:`callreason.lexical.tfidf_union`), logistic regression per level."""
+    vectorizer = tfidf_union()
     x_train, x_test = vectorizer.fit_transform(train["summary"]), None
     x_test = vectorizer.transform(test["summary"])
     return [full_probs(LogisticRegression(C=20, max_iter=3000).fit(x_train, train[f"{lv}_id"]), x_test,

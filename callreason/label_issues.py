@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 
 from callreason.errors import InputError
+from callreason.lexical import tfidf_union
 from callreason.taxonomy import LEVELS, Taxonomy
 
 ISSUE_COLUMNS = (
@@ -40,12 +40,8 @@ model's three most probable paths ``{level_1, level_2, level_3, probability}``."
 
 
 def text_model(c: float, seed: int) -> Pipeline:
-    """TF-IDF word 1-2 grams + char_wb 2-5 grams (sublinear tf) -> multinomial logistic regression."""
-    features = FeatureUnion([
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-    ])
-    return Pipeline([("tfidf", features), ("logreg", LogisticRegression(C=c, max_iter=2000, random_state=seed))])
+    """The project's TF-IDF features (:func:`callreason.lexical.tfidf_union`) -> multinomial logistic regression."""
+    return Pipeline([("tfidf", tfidf_union()), ("logreg", LogisticRegression(C=c, max_iter=2000, random_state=seed))])
 
 
 def choose_folds(labels: np.ndarray, folds: int, seed: int) -> tuple[StratifiedKFold | KFold, dict[str, Any]]:

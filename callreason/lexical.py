@@ -16,6 +16,7 @@ from scipy.sparse import hstack
 from scipy.special import log_softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
 
 from callreason.hierarchy import fit_temperature
 
@@ -23,6 +24,17 @@ VECTORIZERS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "max_features": 100_000},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "min_df": 2, "max_features": 100_000},
 }
+def make_vectorizers() -> dict[str, TfidfVectorizer]:
+    """The project's one TF-IDF recipe: word 1-2 grams + char_wb 2-5 grams, sublinear tf (the blend companion,
+    ``label_issues``' out-of-fold model and the benchmarks' baseline all use it)."""
+    return {name: TfidfVectorizer(**kw) for name, kw in VECTORIZERS.items()}
+
+
+def tfidf_union() -> FeatureUnion:
+    """:func:`make_vectorizers` as one scikit-learn transformer (their columns side by side)."""
+    return FeatureUnion(list(make_vectorizers().items()))
+
+
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
@@ -35,7 +47,7 @@ class LexicalModel:
     @classmethod
     def fit(cls, texts: list[str], labels: np.ndarray, n_classes: int, c: float = 20.0,
             sample_weight: np.ndarray | None = None) -> "LexicalModel":
-        vectorizers = {name: TfidfVectorizer(**kw) for name, kw in VECTORIZERS.items()}
+        vectorizers = make_vectorizers()
         features = hstack([v.fit_transform(texts) for v in vectorizers.values()]).tocsr()
         probe = LogisticRegression(C=c, max_iter=3000).fit(features, labels, sample_weight=sample_weight)
         coef = np.zeros((n_classes, features.shape[1]), np.float32)
