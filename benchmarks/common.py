@@ -23,6 +23,7 @@ from callreason.metrics import evaluation_metrics
 from callreason.modeling import build_classifier, run_batched
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
+from callreason.run import training_rows
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 from callreason.validation import filter_confident, validate_labeled
@@ -88,7 +89,7 @@ def frozen_embeddings_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxo
 def pipeline_levels(data: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, Any], work: Path,
                     levels: tuple[str, ...] = LEVELS) -> tuple[list[np.ndarray], dict[str, Any]]:
     """(d) the train stages as configured in params.yaml, then calibrated joint decoding."""
-    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     summaries = {}
     for level in levels:
         summaries[level] = fit_level(level, train, val, taxonomy.labels[level], settings_from_params(params), work / level,

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from benchmarks.common import default_params, load_benchmark, split_dataset
 from callreason.modeling import load_classifier, predict_logits, run_batched
 from callreason.params import settings_from_params
+from callreason.run import training_rows
 from callreason.taxonomy import LEVELS
 from callreason.training import fit_level
 
@@ -52,7 +53,7 @@ def main() -> None:
         apply_override(params, assignment)
     frame, taxonomy = load_benchmark(args.dataset, params, args.subset_seed)
     data = split_dataset(frame, taxonomy, params)
-    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     labels = test[f"{args.level}_id"].to_numpy()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

@@ -30,6 +30,7 @@ from benchmarks.common import (
 from benchmarks.seed_recipe import seed_recipe_probs
 from callreason.hierarchy import independent_argmax
 from callreason.metrics import level_scores
+from callreason.run import training_rows
 from callreason.taxonomy import LEVELS
 
 
@@ -46,7 +47,7 @@ def run_dataset(name: str, skip_seed: bool) -> list[dict]:
     params = default_params()
     frame, taxonomy = load_benchmark(name, params)
     data = split_dataset(frame, taxonomy, params)
-    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     train_and_val = data[data["split"] != "test"]
     base = params["model"]["base"]
     print(f"{name}: train {len(train)}, val {len(val)}, test {len(test)}, "

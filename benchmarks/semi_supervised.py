@@ -54,6 +54,7 @@ from callreason.pseudo_labels import (
     select_pseudo_labels,
     val_estimate,
 )
+from callreason.run import training_rows
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 from callreason.uncertainty import STRATEGIES, select_uncertain
@@ -134,7 +135,7 @@ def retrain_levels(data: pd.DataFrame, kept: pd.DataFrame, taxonomy: Taxonomy, p
     """The retrain stage: gold train + pseudo rows, three levels, calibrated on val; test probabilities."""
     rows, counts = retrain_rows(data, kept, taxonomy, params["pseudo_label"]["weight"],
                                 bool(params["train"].get("confidence_weighting")))
-    val, test = data[data["split"] == "val"], data[data["split"] == "test"]
+    val, test = training_rows(data, ("val",)), training_rows(data, ("test",))
     weights = rows["sample_weight"].to_numpy(np.float32)
     fits = {level: fit_level(level, rows, val, taxonomy.labels[level], settings_from_params(params), work / level,
                              work / "dvclive" / level, work / "scratch" / level, sample_weight=weights)
@@ -249,7 +250,7 @@ def run(dataset: str, pool_rows: int) -> dict[str, Any]:
     cfg = params["pseudo_label"]
     frame, taxonomy = load_benchmark(dataset, params)
     data = split_dataset(frame, taxonomy, params)
-    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     rows, gold, input_counts = load_pool(data, dataset, params, pool_rows)
     print(f"{dataset}: train {len(train)}, val {len(val)}, test {len(test)}, pool {len(rows)}", flush=True)
     result: dict[str, Any] = {"dataset": dataset, "pool_input": input_counts}

@@ -36,13 +36,14 @@ def train_one(approach: str, dataset: str, epochs: int) -> dict:
     from benchmarks.seed_recipe import seed_recipe_probs
     from callreason.modeling import load_classifier, predict_logits
     from callreason.params import settings_from_params
+    from callreason.run import training_rows
     from callreason.training import fit_level
 
     params = default_params()
     params["epochs"] = epochs
     frame, taxonomy = load_benchmark(dataset, params)
     data = split_dataset(frame, taxonomy, params)
-    train, val, test = (data[data["split"] == side] for side in ("train", "val", "test"))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     labels = taxonomy.labels["level_3"]
     work = Path(tempfile.mkdtemp())
     start = time.perf_counter()

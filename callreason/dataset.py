@@ -47,7 +47,6 @@ def write_label_encoders(taxonomy: Taxonomy, folder: Path) -> None:
     (folder / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
 
 
-def load_dataset(path: str | Path, split: str | None = None) -> pd.DataFrame:
-    """The prepared dataset, optionally one split side."""
-    data = read_parquet(path, "prepared dataset (run `dvc repro encode`)")
-    return data if split is None else data[data["split"] == split].reset_index(drop=True)
+def load_dataset(path: str | Path) -> pd.DataFrame:
+    """The prepared dataset (rows of one split side: :func:`callreason.run.training_rows`)."""
+    return read_parquet(path, "prepared dataset (run `dvc repro encode`)")

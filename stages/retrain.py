@@ -59,7 +59,7 @@ def main() -> None:
     scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=model_version(HELDOUT))
     suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
     gold = data[~(data["call_id"].isin(suspects) & (data["split"] == "train"))]
-    train_counts = gold.loc[gold["split"] == "train", "level_3"].value_counts().to_dict()
+    train_counts = training_rows(gold, ("train",))["level_3"].value_counts().to_dict()
     pseudo, _ = select_pseudo_labels(scored, train_counts, cfg.min_confidence, cfg.max_per_class_ratio)
     rows, counts = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
     val, test = training_rows(data, ("val",)), training_rows(data, ("test",))
