@@ -16,6 +16,8 @@ import yaml
 
 from callreason.demo import write_demo_data
 
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` skips it; CI runs it
+
 ROOT = Path(__file__).parents[1]
 TRAIN_STAGES = {"train_l1", "train_l2", "train_l3"}
 
