@@ -19,10 +19,12 @@ to score on:
   ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels.
 
 Configurations (``--config name:key=value,...``; params.yaml plus overrides): each is trained as the
-stages do (held-out run on the train split, choices on the validation slice, then the refit on every row
-that replays them) and both runs are scored. ``today`` is the pipeline as it landed before the refit
-(params of commit c7c1343, the held-out models are what it shipped). The TF-IDF + logistic regression
-baseline is trained on every row the configuration's filter keeps.
+stages do (held-out run on the train split, choices on the validation slice; with all three levels, retrain
+on the pool's confident pseudo-labels, promoted only if it beats the held-out run on the test split; then the
+refit on every row that replays the choices) and the held-out and final runs are scored. Each draw also has
+an unlabeled pool (BANKING77: 2,000 rows of its pool; demo: the other half of its pool). ``today`` is the
+pipeline as it landed before the refit (params of commit c7c1343; the held-out models are what it
+shipped). The TF-IDF + logistic regression baseline is trained on every row the configuration's filter keeps.
 Results: one JSON line per (data set, draw, configuration) in ``--out``; a summary table (mean and
 half-range over draws) is printed and written beside it as ``.md``.
 """
@@ -73,9 +75,11 @@ class Case:
     taxonomy: Taxonomy
     external: pd.DataFrame  # call_id, summary, level_1..3 (gold), never seen by the pipeline
     wrong: set[str]         # call_ids of the labeled file whose label differs from the gold one
+    pool: pd.DataFrame      # the unlabeled pool: call_id, summary, and its hidden gold level_1..3
 
 
-def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500) -> Case:
+def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500,
+              pool_rows: int = 2000) -> Case:
     """Build draw ``draw`` of data set ``name`` (see the module docstring)."""
     if name == "demo":
         from callreason.demo import generate_demo_data, make_taxonomy
@@ -88,10 +92,13 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
         in_external = np.array([int(hashlib.sha256(f"{draw}:{c}".encode()).hexdigest(), 16) % 2 == 0
                                 for c in pool["call_id"]])
         return Case(name, draw, labeled, taxonomy, pool[in_external].reset_index(drop=True),
-                    set(labeled.loc[wrong, "call_id"]))
+                    set(labeled.loc[wrong, "call_id"]), pool[~in_external].reset_index(drop=True))
     folder = SHARED / "banking77"
     taxonomy = Taxonomy.load(folder / "taxonomy.json")
     everything = pd.read_parquet(folder / "labeled.parquet")
+    pool = pd.read_parquet(folder / "unlabeled.parquet").merge(pd.read_parquet(folder / "unlabeled_gold.parquet")
+                                                               .loc[:, ["call_id", *LEVELS]], on="call_id")
+    pool = pool.sample(n=min(pool_rows, len(pool)), random_state=draw).reset_index(drop=True)
     if name == "banking77-skewed":
         drawn, external = skewed_draw(everything, rows, 1000, draw)
     else:
@@ -99,9 +106,9 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
         external = rest.sample(n=min(external_rows, len(rest)), random_state=draw).reset_index(drop=True)
         drawn = drawn.reset_index(drop=True)
     if name == "banking77-clean":
-        return Case(name, draw, drawn.assign(confidence=1.0), taxonomy, external, set())
+        return Case(name, draw, drawn.assign(confidence=1.0), taxonomy, external, set(), pool)
     noisy, wrong = llm_label_noise(drawn, taxonomy, noise_rate, seed=draw)
-    return Case(name, draw, noisy, taxonomy, external, set(noisy.loc[wrong, "call_id"]))
+    return Case(name, draw, noisy, taxonomy, external, set(noisy.loc[wrong, "call_id"]), pool)
 
 
 def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
@@ -184,9 +191,50 @@ def score_run(folder: Path, levels: tuple[str, ...], case: Case, val: pd.DataFra
     return level_scores_of(case.external, case.taxonomy, probs), list(predictor.temperatures)
 
 
+def internal_test_scores(folder: Path, taxonomy: Taxonomy, test: pd.DataFrame, temperatures: list[float]) -> dict:
+    """A run's scores on the pipeline's own test split (the LLM's labels), as ``retrain`` compares them."""
+    predictor = HierarchicalPredictor.load(folder, calibrated=False, taxonomy=taxonomy)
+    predictor.temperatures = list(temperatures)
+    scores = level_scores_of(test, taxonomy, predictor.level_probs(test["summary"].tolist()))
+    return {**scores, "path": {"accuracy": scores["path_accuracy"]}}
+
+
+def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, heldout_rows: pd.DataFrame,
+                       temperatures: list[float], work: Path) -> dict[str, Any]:
+    """``retrain`` as the stage does it: the held-out run labels the pool, the capped confident rows join the
+    train split, the levels train again, and the run is promoted only if it beats the held-out run on the
+    test split. Returns the decision, the pseudo rows and the retrained run's temperatures."""
+    from callreason.pseudo_labels import retrain_rows, score_unlabeled, select_pseudo_labels
+    from callreason.run import promotion_decision, write_run_files
+    from callreason.validation import validate_unlabeled
+
+    taxonomy, cfg = case.taxonomy, settings.pseudo_label
+    write_run_files(work / "heldout", taxonomy, settings, dict(zip(LEVELS, temperatures)))
+    predictor = HierarchicalPredictor.load(work / "heldout", batch_size=cfg.batch_size, calibrated=True)
+    pool, _ = validate_unlabeled(case.pool[["call_id", "summary"]], "pool", set(dataset["call_id"]),
+                                 settings.data.max_summary_chars)
+    scored = score_unlabeled(predictor, pool, cfg.chunk_rows, progress=False).assign(model_version="")
+    pseudo, _ = select_pseudo_labels(scored, heldout_rows["level_3"].value_counts().to_dict(), cfg.min_confidence,
+                                     cfg.max_per_class_ratio)
+    gold = dataset[~(dataset["split"].eq("train") & ~dataset["call_id"].isin(heldout_rows["call_id"]))]
+    rows, _ = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
+    val, test = training_rows(dataset, ("val",)), training_rows(dataset, ("test",))
+    fit_levels(rows, val, taxonomy, settings, work / "retrained", work / "scratch",
+               sample_weight=rows["sample_weight"].to_numpy(np.float32))
+    retrained = HierarchicalPredictor.load(work / "retrained", calibrated=False, taxonomy=taxonomy)
+    calibrate(retrained, val)
+    decision = promotion_decision(internal_test_scores(work / "heldout", taxonomy, test, temperatures),
+                                  internal_test_scores(work / "retrained", taxonomy, test, retrained.temperatures))
+    truth = pseudo.merge(case.pool, on="call_id", suffixes=("", "_gold"))
+    precision = float((truth["level_3"] == truth["level_3_gold"]).mean()) if len(truth) else None
+    return {**decision, "pseudo": pseudo, "temperatures": list(retrained.temperatures), "pseudo_rows": len(pseudo),
+            "pseudo_precision_vs_gold": None if precision is None else round(precision, 4)}
+
+
 def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
-                 refit: bool = True) -> dict[str, Any]:
-    """filter -> encode -> held-out run -> refit, as the stages do; both runs scored on the external rows."""
+                 refit: bool = True, retrain: bool = False) -> dict[str, Any]:
+    """filter -> encode -> held-out run [-> retrain, promoted only if better] -> refit, as the stages do; the
+    held-out and final runs scored on the external rows."""
     source = f"{case.name}-draw{case.draw}"
     checked, _ = validate_labeled(case.labeled, case.taxonomy, source, settings.data.max_summary_chars)
     kept, _ = filter_confident(checked, settings.filter.min_confidence, source)
@@ -200,20 +248,33 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
     heldout = fit_levels(heldout_rows, val, case.taxonomy, settings, work / "heldout", work / "scratch", levels=levels)
     heldout_seconds = time.perf_counter() - start
     heldout_scores, temperatures = score_run(work / "heldout", levels, case, val)
-    final_scores, final_rows, refit_seconds = None, heldout_rows.iloc[:0], 0.0
+    final_scores, final_rows, refit_seconds, decision, retrain_seconds = None, heldout_rows.iloc[:0], 0.0, None, 0.0
+    if retrain and levels == LEVELS:
+        start = time.perf_counter()
+        decision = retrain_and_decide(case, settings, dataset, heldout_rows, temperatures, work)
+        retrain_seconds = time.perf_counter() - start
     if refit:
         start = time.perf_counter()
         final_rows = training_rows(dataset, ALL_SIDES, suspect_call_ids(dataset, case.taxonomy, settings))
+        replays, final_temperatures, weights = training_records(work / "heldout", levels), temperatures, None
+        if decision is not None and decision["promoted"]:
+            from callreason.pseudo_labels import retrain_rows
+
+            final_rows, _ = retrain_rows(final_rows, decision["pseudo"], case.taxonomy, settings.pseudo_label.weight,
+                                         settings.train.confidence_weighting, gold_sides=ALL_SIDES)
+            replays, final_temperatures = training_records(work / "retrained", levels), decision["temperatures"]
+            weights = final_rows["sample_weight"].to_numpy(np.float32)
         fit_levels(final_rows, val.iloc[:0], case.taxonomy, settings, work / "final", work / "scratch",
-                   levels=levels, replays=training_records(work / "heldout", levels))
+                   levels=levels, replays=replays, sample_weight=weights)
         refit_seconds = time.perf_counter() - start
-        final_scores, _ = score_run(work / "final", levels, case, val, temperatures=temperatures)
+        final_scores, _ = score_run(work / "final", levels, case, val, temperatures=final_temperatures)
     wrong_kept = kept["call_id"].isin(case.wrong)
     return {
         "rows_kept": len(kept), "rows_heldout_train": len(heldout_rows), "rows_final": len(final_rows),
         "heldout": heldout_scores, "final": final_scores, "kept_wrong_share": round(float(wrong_kept.mean()), 4),
         "final_wrong_share": round(float(final_rows["call_id"].isin(case.wrong).mean()), 4) if refit else None,
-        "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds, 1),
+        "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds + retrain_seconds, 1),
+        "retrain": None if decision is None else {k: v for k, v in decision.items() if k not in ("pseudo", "temperatures")},
         "levels": {lv: {k: heldout[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
                    for lv in levels},
     }
@@ -276,6 +337,8 @@ def main() -> None:
     parser.add_argument("--noise-rate", type=float, default=0.15, help="banking77-noisy: share of wrong paths")
     parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS,
                         help="one level alone for quick screening (its own argmax is scored)")
+    parser.add_argument("--no-retrain", action="store_true",
+                        help="skip retrain (pseudo-labels, promoted only if better); it runs only with all three levels")
     parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="a configuration to run (default: today and defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "noisy.jsonl")
@@ -297,7 +360,8 @@ def main() -> None:
                 settings = settings_from_params(apply_overrides(base, {**(TODAY if name == "today" else {}),
                                                                        **overrides}))
                 with tempfile.TemporaryDirectory() as work:
-                    result = run_pipeline(case, settings, Path(work), levels, refit=name != "today")
+                    result = run_pipeline(case, settings, Path(work), levels, refit=name != "today",
+                                          retrain=name != "today" and not args.no_retrain)
                 result.update(dataset=dataset, draw=draw, config=name, overrides=overrides, levels=list(levels),
                               wrong_share=round(len(case.wrong) / len(case.labeled), 4),
                               baseline=baseline(case, settings, levels))
