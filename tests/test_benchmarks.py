@@ -1,0 +1,70 @@
+"""The benchmark code paths run (on the tiny BERT and a small demo slice): noisy.py's held-out run, retrain with
+promotion and refit; relabel_rounds.py's training, queue and answer import; label noise that looks like an LLM's."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from benchmarks.label_noise import llm_label_noise
+from benchmarks.noisy import make_case, run_pipeline
+from callreason.params import settings_from_params
+from callreason.taxonomy import LEVELS
+
+
+@pytest.fixture(scope="module")
+def small_case():
+    case = make_case("demo", 0)
+    return replace(case, labeled=case.labeled.iloc[:160].reset_index(drop=True), external=case.external.iloc[:60],
+                   pool=case.pool.iloc[:80])
+
+
+@pytest.fixture()
+def fast_settings(tiny_params):
+    params = {**tiny_params, "epochs": 1, "split": {**tiny_params["split"], "min_rows_per_class": 1},
+              "pseudo_label": {**tiny_params["pseudo_label"], "min_confidence": 0.01}}
+    return settings_from_params(params)
+
+
+def test_the_noisy_benchmark_runs_heldout_retrain_and_refit(tmp_path, small_case, fast_settings):
+    result = run_pipeline(small_case, fast_settings, tmp_path, LEVELS, refit=True, retrain=True)
+    assert result["rows_final"] >= result["rows_heldout_train"] > 0
+    for run in ("heldout", "final"):
+        assert set(result[run]) == {*LEVELS, "path_accuracy"}
+    decision = result["retrain"]
+    assert decision["pseudo_rows"] > 0 and isinstance(decision["promoted"], bool)
+    if decision["promoted"]:
+        assert result["rows_final"] > len(small_case.labeled)  # the pseudo rows joined the refit
+
+
+def test_relabel_rounds_pick_answer_and_import(tmp_path, small_case, fast_settings):
+    from benchmarks.relabel_rounds import answers_for, errors_caught, pick, scored_pool, train_and_score
+    from callreason.relabel import apply_relabels, empty_relabeled, merge_answers
+    from callreason.validation import validate_labeled
+
+    pool, gold = small_case.pool[["call_id", "summary"]], small_case.pool[["call_id", *LEVELS]]
+    f1, probs = train_and_score(small_case.labeled, small_case.taxonomy, fast_settings, "level_3",
+                                small_case.external, pool, tmp_path)
+    assert 0 <= f1 <= 1 and probs.shape == (len(pool), len(small_case.taxonomy.labels["level_3"]))
+    scored = scored_pool(pool, probs, small_case.taxonomy)
+    assert set(errors_caught(scored, gold)) >= {"pool_error_rate", "margin"}
+    ids = pick("margin", scored, 10, 0)
+    assert len(ids) == 10 and ids != pick("random-1", scored, 10, 1)
+    answers = answers_for(ids, pool, gold, small_case.taxonomy, noisy=False, seed=0)
+    labeled, _ = validate_labeled(small_case.labeled, small_case.taxonomy, "labeled")
+    merged, counts = merge_answers(empty_relabeled(), answers, labeled, "queue")
+    relabeled, _ = validate_labeled(merged, small_case.taxonomy, "relabeled")
+    grown, _ = apply_relabels(labeled, relabeled)
+    assert counts["new_labeled_rows"] == 10 and len(grown) == len(labeled) + 10
+
+
+def test_simulated_llm_noise_prefers_siblings_and_lowers_confidence(small_case):
+    case = make_case("demo", 1)
+    frame = case.labeled.iloc[:600].reset_index(drop=True)
+    noisy, wrong = llm_label_noise(frame, case.taxonomy, 0.2, seed=0)
+    assert wrong.sum() == 120 and (noisy.loc[wrong, "level_3"] != frame.loc[wrong, "level_3"]).all()
+    assert (noisy.loc[~wrong, "level_3"] == frame.loc[~wrong, "level_3"]).all()
+    same_area = (noisy.loc[wrong, "level_1"] == frame.loc[wrong, "level_1"]).mean()
+    assert same_area > 0.8  # mostly a sibling or a cousin, rarely anything
+    assert noisy.loc[wrong, "confidence"].mean() < noisy.loc[~wrong, "confidence"].mean() - 0.05
+    assert np.isin(noisy["confidence"], np.round(noisy["confidence"], 2)).all()
