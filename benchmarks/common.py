@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
-from callreason.evaluation import calibrate
 from callreason.io import load_params
 from callreason.lexical import tfidf_union
 from callreason.metrics import evaluation_metrics

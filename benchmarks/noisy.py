@@ -48,8 +48,8 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import ROOT, SHARED, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
+from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
-from callreason.evaluation import calibrate
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import Settings, settings_from_params

@@ -35,8 +35,9 @@ from scipy.special import softmax
 from benchmarks.common import ROOT, SHARED
 from benchmarks.label_noise import llm_label_noise
 from benchmarks.noisy import make_case
+from callreason.calibration import fit_temperature
 from callreason.dataset import encode_dataset
-from callreason.hierarchy import entropy, fit_temperature
+from callreason.hierarchy import entropy
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
 from callreason.relabel import apply_relabels, empty_relabeled, merge_answers

@@ -41,8 +41,8 @@ from benchmarks.common import (
     split_dataset,
     timed,
 )
+from callreason.calibration import calibrate
 from callreason.dataset import write_label_encoders
-from callreason.evaluation import calibrate
 from callreason.label_issues import find_label_issues
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor

@@ -8,33 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from callreason.calibration import calibrate, expected_calibration_error
 from callreason.error_report import error_report_markdown, suspect_labels_frame, suspected_label_errors
-from callreason.hierarchy import expected_calibration_error, fit_temperature, joint_decode, softmax
+from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path, write_json
 from callreason.metrics import classification_report_dict, confusion_rows, evaluation_metrics
 from callreason.plots import plot_confusion_png, top_confusion_rows
 from callreason.predict import HierarchicalPredictor, paths_frame
 from callreason.taxonomy import LEVELS
-
-
-def calibrate(predictor: HierarchicalPredictor, val_rows: pd.DataFrame) -> dict[str, Any]:
-    """Fit one softmax temperature per level on the validation rows; set them on ``predictor``.
-
-    Returns ``{"temperature": {level: T}, "val_ece_before": {...}, "val_ece_after": {...}}``.
-    """
-    report: dict[str, Any] = {"temperature": {}, "val_ece_before": {}, "val_ece_after": {}}
-    if len(val_rows) < 2:
-        report["temperature"] = {level: 1.0 for level in LEVELS}
-        return report
-    logits = predictor.level_logits(val_rows["summary"].tolist())
-    for depth, (level, z) in enumerate(zip(LEVELS, logits)):
-        y = val_rows[f"{level}_id"].to_numpy()
-        t = fit_temperature(z, y)
-        predictor.temperatures[depth] = t
-        report["temperature"][level] = round(float(t), 4)
-        report["val_ece_before"][level] = round(expected_calibration_error(softmax(z), y), 4)
-        report["val_ece_after"][level] = round(expected_calibration_error(softmax(z, t), y), 4)
-    return report
 
 
 def headline_metrics(details: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Combining the three per-level classifiers: calibration and decoding over the taxonomy's valid paths.
+"""Combining the three per-level classifiers: decoding over the taxonomy's valid paths (calibration:
+:mod:`callreason.calibration`).
 
 Each level's classifier gives probabilities ``p1 (n, k1)``, ``p2 (n, k2)``, ``p3 (n, k3)``. The joint
 decoder scores every valid ``(level_1, level_2, level_3)`` path by ``p1 * p2 * p3`` and picks the best,
@@ -9,13 +10,10 @@ per-level argmax are kept for comparison.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
 from callreason.taxonomy import Taxonomy
 
 PROB_FLOOR = 1e-12
-TEMPERATURE_BOUNDS = (0.05, 20.0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -26,48 +24,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    """Mean negative log-likelihood of ``labels (n,)`` under ``softmax(logits (n, k) / temperature)``."""
-    log_probs = log_softmax(logits / temperature, axis=1)
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature scaling: the ``T`` in ``[0.05, 20]`` minimising the NLL of ``softmax(logits / T)``.
-
-    ``logits (n, k)``, ``labels (n,)`` int class ids. The NLL is convex in ``1 / T``, so a bounded
-    scalar search over ``log T`` finds the optimum. Returns ``1.0`` for fewer than 2 rows.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if logits.ndim != 2 or len(logits) != len(labels):
-        raise ValueError(f"fit_temperature: logits {logits.shape} and labels {labels.shape} do not match")
-    if len(labels) < 2:
-        return 1.0
-    lo, hi = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
-    result = minimize_scalar(lambda log_t: _nll(logits, labels, float(np.exp(log_t))),
-                             bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-    return float(np.clip(np.exp(result.x), *TEMPERATURE_BOUNDS))
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
-    """Top-1 expected calibration error of ``probs (n, k)`` against ``labels (n,)``.
-
-    Equal-width confidence bins ``(lo, hi]`` on ``[0, 1]``; the weighted mean over bins of
-    ``|accuracy - mean confidence|``. Returns ``0.0`` for no rows.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    if len(labels) == 0:
-        return 0.0
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    gap = np.abs(np.bincount(bins, weights=correct, minlength=n_bins)
-                 - np.bincount(bins, weights=confidence, minlength=n_bins))
-    return float(gap.sum() / len(labels))
 
 
 def path_log_scores(level_probs: list[np.ndarray], paths: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
-from callreason.hierarchy import fit_temperature
+from callreason.calibration import fit_temperature
 
 VECTORIZERS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "max_features": 100_000},

@@ -75,7 +75,6 @@ class TextClassifier(nn.Module):
         self.loss = loss  # see row_losses
         self.loss_offsets: torch.Tensor | None = None  # (k,) added to the logits in the loss only (logit adjustment)
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
-        self.trainable_layers = encoder.config.num_hidden_layers  # layers after a cached bottom
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
 
     @property
@@ -84,16 +83,15 @@ class TextClassifier(nn.Module):
 
     def pool(
         self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
-        cached_hidden: torch.Tensor | None = None, **encoder_inputs,
+        cached_hidden: torch.Tensor | None = None, cached_depth: int = 0, **encoder_inputs,
     ) -> torch.Tensor:
         """Pooled sentence vectors, shape ``(batch, hidden_size)``.
 
-        ``cached_hidden`` (batch, seq, hidden): the output of the frozen bottom layers computed once
-        (see :func:`bottom_layers_output`); then only the remaining layers run.
+        ``cached_hidden`` (batch, seq, hidden): the output of the embeddings and the first ``cached_depth``
+        layers, computed once (see :func:`bottom_layers_output`); then only the remaining layers run.
         """
         if cached_hidden is not None:
-            n_layers = len(transformer_layers(self.encoder))
-            return self.pool_from(cached_hidden, attention_mask, n_layers - self.trainable_layers)
+            return self.pool_from(cached_hidden, attention_mask, cached_depth)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
         return self.pool_hidden(hidden, attention_mask)
 
@@ -120,11 +118,12 @@ class TextClassifier(nn.Module):
         input_ids: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         cached_hidden: torch.Tensor | None = None,
+        cached_depth: int = 0,
         labels: torch.Tensor | None = None,
         sample_weight: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        pooled = self.pool(input_ids, attention_mask, cached_hidden=cached_hidden, **extra)
+        pooled = self.pool(input_ids, attention_mask, cached_hidden=cached_hidden, cached_depth=cached_depth, **extra)
         logits = self.head(pooled.to(self.head.weight.dtype))
         out = {"logits": logits}
         if labels is not None:

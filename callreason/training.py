@@ -104,14 +104,16 @@ def bf16_enabled(setting: str | bool) -> bool:
 
 class TokenizedRows(torch.utils.data.Dataset):
     """Rows tokenized once: ``input_ids`` (unpadded), ``labels``, ``sample_weight`` and, when the
-    frozen bottom layers were run once, their output ``cached_hidden`` (tokens, hidden)."""
+    embeddings and the first ``cached_depth`` layers were run once, their output ``cached_hidden``
+    (tokens, hidden)."""
 
     def __init__(self, token_ids: list[list[int]], labels: np.ndarray, weights: np.ndarray | None = None,
-                 cached_hidden: list[torch.Tensor] | None = None):
+                 cached_hidden: list[torch.Tensor] | None = None, cached_depth: int = 0):
         self.token_ids = token_ids
         self.labels = np.asarray(labels, dtype=np.int64)
         self.weights = np.ones(len(token_ids), np.float32) if weights is None else np.asarray(weights, np.float32)
         self.cached_hidden = cached_hidden
+        self.cached_depth = cached_depth
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -119,7 +121,7 @@ class TokenizedRows(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = {"input_ids": self.token_ids[i], "labels": int(self.labels[i]), "sample_weight": float(self.weights[i])}
         if self.cached_hidden is not None:
-            row["cached_hidden"] = self.cached_hidden[i]
+            row["cached_hidden"], row["cached_depth"] = self.cached_hidden[i], self.cached_depth
         return row
 
 
@@ -134,6 +136,7 @@ class PadCollator:
         if "cached_hidden" in rows[0]:
             del batch["input_ids"]
             batch["cached_hidden"] = pad_hidden([r["cached_hidden"] for r in rows], batch["attention_mask"].shape[1])
+            batch["cached_depth"] = rows[0]["cached_depth"]
         if "labels" in rows[0]:
             batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
             batch["sample_weight"] = torch.tensor([r["sample_weight"] for r in rows], dtype=torch.float32)
@@ -339,10 +342,10 @@ def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts
     supports it, their output is computed once here and training runs only the layers above."""
     token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
     frozen = min(settings.frozen_layers, len(transformer_layers(model.encoder)))
-    cache = None
     if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
         cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
-    return TokenizedRows(token_ids, labels, sample_weight, cache)
+        return TokenizedRows(token_ids, labels, sample_weight, cache, cached_depth=frozen)
+    return TokenizedRows(token_ids, labels, sample_weight)
 
 
 @torch.inference_mode()
@@ -427,8 +430,6 @@ def train_classifier(
     train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight)
     val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings)
     n_layers = len(transformer_layers(model.encoder))
-    if train_set.cached_hidden is not None:
-        model.trainable_layers = n_layers - min(settings.frozen_layers, n_layers)
     pad_id = tokenizer.pad_token_id
     if settings.linear_probe:
         features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
@@ -443,7 +444,6 @@ def train_classifier(
                "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
                "bf16": bf16_enabled(settings.bf16), "curve": curves.rows}
     if stop_after_epoch == 0:
-        model.trainable_layers = n_layers
         model.eval()
         return summary
     checkpoint = None
@@ -472,7 +472,6 @@ def train_classifier(
     model.loss_offsets = None
     for p in model.parameters():
         p.requires_grad = True
-    model.trainable_layers = n_layers
     model.eval()
     if isinstance(selection, KeepBestCallback):
         summary.update(best_val_macro_f1=selection.best_score, best_epoch=selection.best_epoch)

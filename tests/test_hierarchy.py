@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from callreason.calibration import expected_calibration_error, fit_temperature
 from callreason.hierarchy import (
     entropy,
-    expected_calibration_error,
-    fit_temperature,
     greedy_decode,
     independent_argmax,
     invalid_path_rate,

@@ -59,8 +59,8 @@ def test_cached_bottom_layers_give_the_same_logits_as_the_full_encoder(tiny_mode
     texts = ["card lost", "refund order late fee charge twice", "login"]
     full = run_batched(model, tokenizer, texts, batch_size=2)
     ids = tokenize(tokenizer, texts, 32)
-    model.trainable_layers = 1
-    rows = TokenizedRows(ids, np.zeros(3), cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1))
+    rows = TokenizedRows(ids, np.zeros(3), cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1),
+                         cached_depth=1)
     np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=2), full, atol=1e-5)
     batch = PadCollator(tokenizer.pad_token_id)([rows[i] for i in range(3)])
     assert "input_ids" not in batch and batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape

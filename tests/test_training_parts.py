@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from callreason.evaluation import calibrate, evaluate_run, headline_metrics
+from callreason.calibration import calibrate
+from callreason.evaluation import evaluate_run, headline_metrics
 from callreason.modeling import build_classifier, save_classifier
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
