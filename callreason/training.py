@@ -50,44 +50,25 @@ from callreason.modeling import (
     tokenize,
     transformer_layers,
 )
-from callreason.params import Settings
+from callreason.params import LevelSettings, Settings, TrainSettings
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """What one level's fine-tuning needs, from params.yaml (see :func:`fit_settings`); no defaults."""
+    """What one level's fine-tuning needs, from params.yaml (see :func:`fit_settings`): the ``train:`` section,
+    the level's learning rates, and the top-level ``epochs``/``seed`` and ``evaluate.batch_size``."""
 
     epochs: int
     seed: int
-    batch_size: int
-    encoder_lr: float
-    head_lr: float
-    weight_decay: float
-    warmup_ratio: float
-    label_smoothing: float
-    patience: int
-    linear_probe: bool
-    probe_c: float
-    frozen_layers: int
-    bf16: str | bool
     eval_batch_size: int
-    resume: bool
-    early_stopping: bool  # keep the best epoch on the validation slice (else the last epoch)
-    loss: str             # cross_entropy | gce | bootstrap (see callreason.modeling.row_losses)
-    class_balance: str    # none | reweight | logit_adjust (see class_balance)
+    train: TrainSettings
+    rates: LevelSettings
 
 
 def fit_settings(settings: Settings, level: str) -> FitSettings:
-    """:class:`FitSettings` for ``level``: top-level ``epochs``/``seed``, ``train``, ``level_N``, ``evaluate``."""
-    train, rates = settings.train, settings.levels[level]
-    return FitSettings(
-        epochs=settings.epochs, seed=settings.seed, batch_size=train.batch_size, encoder_lr=rates.encoder_lr,
-        head_lr=rates.head_lr, weight_decay=train.weight_decay, warmup_ratio=train.warmup_ratio,
-        label_smoothing=train.label_smoothing, patience=train.patience, linear_probe=train.linear_probe,
-        probe_c=train.probe_c, frozen_layers=train.frozen_layers, bf16=train.bf16,
-        eval_batch_size=settings.evaluate.batch_size, resume=train.resume,
-        early_stopping=train.early_stopping, loss=train.loss, class_balance=train.class_balance,
-    )
+    """:class:`FitSettings` for ``level``."""
+    return FitSettings(epochs=settings.epochs, seed=settings.seed, eval_batch_size=settings.evaluate.batch_size,
+                       train=settings.train, rates=settings.levels[level])
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -216,7 +197,7 @@ class KeepBestCallback(TrainerCallback):
 def run_fingerprint(model: TextClassifier, settings: FitSettings, train_set: "TokenizedRows",
                     val_set: "TokenizedRows") -> str:
     """SHA-256 of what determines a training run: settings, classifier config, tokens, labels, weights."""
-    digest = hashlib.sha256(json.dumps([vars(settings), vars(model.classifier_config)], sort_keys=True,
+    digest = hashlib.sha256(json.dumps([dataclasses.asdict(settings), vars(model.classifier_config)], sort_keys=True,
                                        default=str).encode())
     for rows in (train_set, val_set):
         digest.update(json.dumps(rows.token_ids).encode())
@@ -279,8 +260,8 @@ def make_optimizer(model: TextClassifier, settings: FitSettings) -> torch.optim.
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        lr = settings.head_lr if name.startswith("head.") else settings.encoder_lr
-        decay = 0.0 if (p.ndim == 1 or "LayerNorm" in name or "layernorm" in name) else settings.weight_decay
+        lr = settings.rates.head_lr if name.startswith("head.") else settings.rates.encoder_lr
+        decay = 0.0 if (p.ndim == 1 or "LayerNorm" in name or "layernorm" in name) else settings.train.weight_decay
         groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()])
 
@@ -338,10 +319,10 @@ class EpochCurves(TrainerCallback):
 
 def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
                 settings: FitSettings, sample_weight: np.ndarray | None = None) -> TokenizedRows:
-    """``texts`` tokenized once; with frozen bottom layers (``settings.frozen_layers``) on an encoder that
+    """``texts`` tokenized once; with frozen bottom layers (``settings.train.frozen_layers``) on an encoder that
     supports it, their output is computed once here and training runs only the layers above."""
     token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
-    frozen = min(settings.frozen_layers, len(transformer_layers(model.encoder)))
+    frozen = min(settings.train.frozen_layers, len(transformer_layers(model.encoder)))
     if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
         cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
         return TokenizedRows(token_ids, labels, sample_weight, cache, cached_depth=frozen)
@@ -371,16 +352,16 @@ def training_arguments(settings: FitSettings, work_dir: Path, evaluate: bool) ->
     return TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
+        per_device_train_batch_size=settings.train.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
-        warmup_steps=settings.warmup_ratio,
+        warmup_steps=settings.train.warmup_ratio,
         lr_scheduler_type="linear",
         eval_strategy="epoch" if evaluate else "no",
-        save_strategy="epoch" if settings.resume else "no",
+        save_strategy="epoch" if settings.train.resume else "no",
         save_total_limit=1,
         logging_strategy="epoch",
         report_to="none",
-        bf16=bf16_enabled(settings.bf16),
+        bf16=bf16_enabled(settings.train.bf16),
         tf32=torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8,
         use_cpu=not torch.cuda.is_available(),
         seed=settings.seed,
@@ -418,9 +399,9 @@ def train_classifier(
 
     ``train_labels``/``val_labels`` are class ids into ``model.classifier_config.labels``. Steps: tokenize
     (and cache the frozen bottom layers), fit the linear probe, fine-tune. With validation rows and
-    ``settings.early_stopping`` the best epoch is kept (the probe counts as epoch 0); otherwise the last.
+    ``settings.train.early_stopping`` the best epoch is kept (the probe counts as epoch 0); otherwise the last.
     ``stop_after_epoch`` (a refit, no validation rows) stops after that many epochs of the ``epochs``-long
-    schedule; 0 keeps the linear probe. ``work_dir`` is Trainer scratch: with ``settings.resume`` a
+    schedule; 0 keeps the linear probe. ``work_dir`` is Trainer scratch: with ``settings.train.resume`` a
     checkpoint is written there every epoch and a rerun of the same run continues from the last one.
     The per-epoch curves (:class:`EpochCurves`, also logged to the DVCLive ``live`` if given) are in the
     summary under ``curve``. ``probe_weight``: row weights of the linear probe (default ``sample_weight``);
@@ -431,9 +412,9 @@ def train_classifier(
     val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings)
     n_layers = len(transformer_layers(model.encoder))
     pad_id = tokenizer.pad_token_id
-    if settings.linear_probe:
+    if settings.train.linear_probe:
         features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
-        fit_linear_probe(model, features, train_labels, settings.probe_c, settings.seed,
+        fit_linear_probe(model, features, train_labels, settings.train.probe_c, settings.seed,
                          sample_weight if probe_weight is None else probe_weight)
     if logit_adjustment is not None:
         model.loss_offsets = torch.tensor(logit_adjustment, dtype=torch.float32)
@@ -442,19 +423,19 @@ def train_classifier(
     curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
     summary = {"linear_probe_val_macro_f1": probe_f1, "best_val_macro_f1": probe_f1, "best_epoch": 0.0,
                "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
-               "bf16": bf16_enabled(settings.bf16), "curve": curves.rows}
+               "bf16": bf16_enabled(settings.train.bf16), "curve": curves.rows}
     if stop_after_epoch == 0:
         model.eval()
         return summary
     checkpoint = None
-    if settings.resume:
+    if settings.train.resume:
         checkpoint = resumable_checkpoint(work_dir, run_fingerprint(model, settings, train_set, val_set))
         if checkpoint:
             print(f"resuming from {checkpoint}", flush=True)
-    freeze_bottom_layers(model, min(settings.frozen_layers, n_layers))
-    if len(val_set) and settings.early_stopping and stop_after_epoch is None:
-        selection: TrainerCallback = KeepBestCallback(model, start_f1, settings.patience,
-                                                      state_dir=work_dir if settings.resume else None)
+    freeze_bottom_layers(model, min(settings.train.frozen_layers, n_layers))
+    if len(val_set) and settings.train.early_stopping and stop_after_epoch is None:
+        selection: TrainerCallback = KeepBestCallback(model, start_f1, settings.train.patience,
+                                                      state_dir=work_dir if settings.train.resume else None)
     else:
         selection = FixedSchedule(stop_after_epoch)
     trainer = Trainer(
@@ -575,7 +556,7 @@ def fit_level(
     if settings.train.confidence_weighting and sample_weight is None:
         sample_weight = train_rows["confidence"].to_numpy(np.float32)
     loss_weight, convex_weight, adjustment = class_balance(
-        train_rows[f"{level}_id"].to_numpy(), len(labels), fit.class_balance, sample_weight)
+        train_rows[f"{level}_id"].to_numpy(), len(labels), fit.train.class_balance, sample_weight)
     model_settings = settings.model
     if replay is None:
         tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
@@ -584,13 +565,13 @@ def fit_level(
         max_length = replay["max_length"]
     model, tokenizer = build_classifier(
         model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
-        revision=model_settings.revision, label_smoothing=fit.label_smoothing, level=level, loss=fit.loss,
+        revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level, loss=fit.train.loss,
     )
     depth = len(transformer_layers(model.encoder))
-    if fit.frozen_layers > depth:
-        print(f"{level}: train.frozen_layers {fit.frozen_layers} > the {depth} layers of {model_settings.base}: "
+    if fit.train.frozen_layers > depth:
+        print(f"{level}: train.frozen_layers {fit.train.frozen_layers} > the {depth} layers of {model_settings.base}: "
               f"freezing all {depth} (the head and the pooling train)", flush=True)
-        fit = dataclasses.replace(fit, frozen_layers=depth)
+        fit = dataclasses.replace(fit, train=dataclasses.replace(fit.train, frozen_layers=depth))
     live = None
     if is_main_process() and live_dir is not None:
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
@@ -606,7 +587,7 @@ def fit_level(
         summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
                                                          convex_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
-                    "max_length": max_length, "classes": len(labels), "frozen_layers": fit.frozen_layers,
+                    "max_length": max_length, "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():
         with atomic_path(model_dir) as tmp:

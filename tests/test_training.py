@@ -60,8 +60,8 @@ def test_a_run_interrupted_after_a_checkpoint_resumes_to_the_same_model(tmp_path
 
     data, _ = encode_dataset(make_labeled_rows(80), small_taxonomy, 0.2, 0.15, 0, 1)
     train, val = data[data["split"] == "train"], data[data["split"] == "val"]
-    settings = replace(fit_settings(settings_from_params(tiny_params), "level_3"), epochs=3, patience=5, batch_size=8,
-                       frozen_layers=1, resume=True)
+    base = fit_settings(settings_from_params(tiny_params), "level_3")
+    settings = replace(base, epochs=3, train=replace(base.train, patience=5, batch_size=8, frozen_layers=1, resume=True))
 
     def run(work, callbacks=()):
         model, tokenizer = build_classifier(str(tiny_model_dir), small_taxonomy.labels["level_3"], pooling="mean",

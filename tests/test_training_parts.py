@@ -23,8 +23,9 @@ def tiny(tiny_model_dir):
 
 def test_the_optimizer_gives_the_head_and_the_encoder_their_own_rates_and_no_decay_to_biases(tiny, tiny_params):
     model, _ = tiny
-    settings = replace(fit_settings(settings_from_params(tiny_params), "level_3"), encoder_lr=1e-5, head_lr=1e-3,
-                       weight_decay=0.05)
+    base = fit_settings(settings_from_params(tiny_params), "level_3")
+    settings = replace(base, rates=replace(base.rates, encoder_lr=1e-5, head_lr=1e-3),
+                       train=replace(base.train, weight_decay=0.05))
     freeze_bottom_layers(model, 1)
     groups = make_optimizer(model, settings).param_groups
     by_param = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
