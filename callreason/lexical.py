@@ -35,7 +35,8 @@ def tfidf_union() -> FeatureUnion:
     return FeatureUnion(list(make_vectorizers().items()))
 
 
-BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""Candidate weights of the TF-IDF companion; 1.0 is the companion alone (for data where a bag of words wins)."""
 
 
 class LexicalModel:
