@@ -52,14 +52,15 @@ def test_train_stage_under_ddp_writes_once_from_rank_0(tmp_path, tiny_params, sm
     audit_log = tmp_path.parent / f"{tmp_path.name}-opened.jsonl"
     result = launch(["-m", "stages.train", "--level", "level_3"], tmp_path, audit_log)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "models/level_3/model.safetensors").exists()
-    assert json.loads((tmp_path / "metrics/train/level_3.json").read_text())["train_rows"] == (data["split"] == "train").sum()
+    assert (tmp_path / "models/heldout/level_3/model.safetensors").exists()
+    assert json.loads((tmp_path / "reports/train/level_3.json").read_text())["train_rows"] == (data["split"] == "train").sum()
     assert (tmp_path / "dvclive/level_3/metrics.json").exists()
     written = written_by_rank(audit_log, tmp_path)
     assert set(written) == {"0", "1"}
     assert any(p.startswith("models/") for p in written["0"]) and any(p.startswith("dvclive/") for p in written["0"])
-    assert not {p for p in written["1"] if p.split("/")[0] in ("models", "dvclive", "metrics")}, written["1"]
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["level_3"]  # no temporaries left
+    assert not {p for p in written["1"] if p.split("/")[0] in ("models", "dvclive", "metrics", "reports", "plots")}, written["1"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["heldout"]  # no temporaries left
+    assert sorted(p.name for p in (tmp_path / "models/heldout").iterdir()) == ["level_3"]
 
 
 SHARD_SCRIPT = """
