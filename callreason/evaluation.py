@@ -18,15 +18,16 @@ from callreason.predict import HierarchicalPredictor, paths_frame
 from callreason.taxonomy import LEVELS
 
 
-def headline_metrics(details: dict[str, Any]) -> dict[str, Any]:
-    """The numbers a person compares across experiments (``metrics/evaluate.json``, 13 keys): per level
+def headline_metrics(details: dict[str, Any], train_rows: int, val_rows: int) -> dict[str, Any]:
+    """The numbers a person compares across experiments (``metrics/evaluate.json``, 15 keys): per level
     macro-F1 and accuracy, path accuracy, the invalid-path rate of independent heads, ECE after calibration,
-    the test rows and the suspected share of wrong test labels."""
+    the rows of each split (the held-out run's training rows, its validation slice, the test rows scored) and
+    the suspected share of wrong test labels."""
     return {
         **{level: {"macro_f1": details[level]["macro_f1"], "accuracy": details[level]["accuracy"]} for level in LEVELS},
         "path": {"accuracy": details["path"]["accuracy"], "argmax_invalid_rate": details["path"]["argmax_invalid_rate"]},
         "ece": dict(details["calibration"]["test_ece_after"]),
-        "test_rows": details["rows"],
+        "rows": {"train": train_rows, "val": val_rows, "test": details["rows"]},
         "suspected_wrong_labels": details["suspected_wrong_labels"]["share"],
     }
 

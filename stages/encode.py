@@ -7,7 +7,7 @@ from callreason.params import load_settings
 from callreason.taxonomy import Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
-METRICS, REPORT = "metrics/encode.json", "reports/encode.json"
+REPORT = "reports/encode.json"
 
 
 def main() -> None:
@@ -20,7 +20,6 @@ def main() -> None:
     )
     write_parquet(dataset, DATASET)
     write_json(report, REPORT)
-    write_json({"rows": report["rows"]}, METRICS)
     rows = report["rows"]
     print(f"encode: {len(dataset)} rows -> train {rows['train']}, val {rows['val']}, test {rows['test']}, "
           f"reserved {rows['reserved']} (test rows of {len(report['level_3_too_small_to_test'])} level_3 classes with "

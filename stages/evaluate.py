@@ -28,7 +28,7 @@ def main() -> None:
     test, val = training_rows(data, ("test",)), training_rows(data, ("val",))
     metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"),
                            median_confidence=float(data["confidence"].median()))
-    write_json(headline_metrics(metrics), "metrics/evaluate.json")
+    write_json(headline_metrics(metrics, int((data["split"] == "train").sum()), len(val)), "metrics/evaluate.json")
     write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")

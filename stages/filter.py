@@ -15,7 +15,7 @@ from callreason.taxonomy import Taxonomy
 from callreason.validation import filter_confident, validate_labeled, validate_unlabeled
 
 FILTERED = "data/filtered.parquet"
-METRICS, REPORT = "metrics/filter.json", "reports/filter.json"
+REPORT = "reports/filter.json"
 
 
 def main() -> None:
@@ -47,8 +47,6 @@ def main() -> None:
     kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
     write_parquet(kept, FILTERED)
     write_json({**counts, **relabel_counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
-    write_json({"rows_read": counts["rows_read"], "rows_kept": len(kept),
-                "below_min_confidence": filter_counts["below_min_confidence"]}, METRICS)
     answered = (f", {relabel_counts['relabeled_rows']} relabeled and {relabel_counts['added_rows']} added by "
                 f"{settings.data.relabeled}" if len(answers) else "")
     print(f"filter: read {counts['rows_read']} rows from {source}{answered}, kept {len(kept)} "

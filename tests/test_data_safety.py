@@ -161,19 +161,19 @@ def test_filter_reports_the_problems_of_every_input_file_at_once(tmp_path):
 
 def test_a_failing_filter_under_dvc_keeps_the_last_good_outputs(tmp_path):
     """DVC removes a stage's outputs before running it unless they persist: filter's do, so bad input leaves
-    the last good metrics/filter.json and data/filtered.parquet. `dvc repro` exits 255, the stage itself 2."""
+    the last good reports/filter.json and data/filtered.parquet. `dvc repro` exits 255, the stage itself 2."""
     repo = filter_repo(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(repo)}
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=repo, check=True, env=env)
     assert subprocess.run(["dvc", "repro", "filter"], cwd=repo, capture_output=True, env=env).returncode == 0
-    metrics = (repo / "metrics/filter.json").read_text()
+    metrics = (repo / "reports/filter.json").read_text()
     labeled = pd.read_parquet(repo / "data/phase2_labeled.parquet")
     labeled.loc[0, "confidence"] = 7.0
     labeled.to_parquet(repo / "data/phase2_labeled.parquet")
     result = subprocess.run(["dvc", "repro", "filter"], cwd=repo, capture_output=True, text=True, env=env)
     assert result.returncode == 255 and "error [filter]: data/phase2_labeled.parquet" in result.stderr
-    assert (repo / "metrics/filter.json").read_text() == metrics and (repo / "data/filtered.parquet").exists()
+    assert (repo / "reports/filter.json").read_text() == metrics and (repo / "data/filtered.parquet").exists()
 
 
 class EchoPredictor:

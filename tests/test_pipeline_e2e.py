@@ -83,10 +83,10 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(repo):
     assert json.loads((repo / "models/final/metadata.json").read_text())["gold_rows"] == len(prepared)
     assert not list((repo / ".scratch").rglob("checkpoint-*"))
     retrain = json.loads((repo / "metrics/retrain.json").read_text())
-    assert json.loads((repo / "reports/retrain.json").read_text())["rows"] == metrics["test_rows"]  # same test rows
+    assert json.loads((repo / "reports/retrain.json").read_text())["rows"] == metrics["rows"]["test"]  # same test rows
     promotion = json.loads((repo / "models/promotion.json").read_text())
     assert promotion["promoted"] == retrain["promoted"]
-    assert retrain["promoted"] <= (retrain["level_3"]["macro_f1"] > metrics["level_3"]["macro_f1"])
+    assert retrain["promoted"] <= (retrain["retrained"]["level_3"]["macro_f1"] > metrics["level_3"]["macro_f1"])
     test_ids = set(pd.read_parquet(repo / "data/prepared/dataset.parquet").query("split == 'test'")["call_id"])
     assert not test_ids & set(pd.read_parquet(repo / "data/pseudo_labels.parquet")["call_id"])
     assert len(pd.read_parquet(repo / "data/relabel_queue.parquet")) > 0
@@ -107,6 +107,8 @@ def test_what_the_user_sees_curves_one_macro_f1_and_few_metric_keys(repo):
         return sum(keys(v) for v in node.values()) if isinstance(node, dict) else 1
 
     assert sum(keys(json.loads(p.read_text())) for p in (repo / "metrics").glob("*.json")) <= 40
+    table = run(["dvc", "exp", "show", "--no-pager"], repo, env={"COLUMNS": "200"})
+    assert "level_3.macro_f1" in table and f"{headline['level_3']['macro_f1']:g}" in table, table
 
 
 def test_predict_works_from_another_directory_with_the_model_folder(repo, tmp_path):

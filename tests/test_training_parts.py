@@ -89,9 +89,10 @@ def test_calibration_softens_overconfident_models_and_evaluate_run_writes_its_ou
     monkeypatch.chdir(tmp_path)
     details = evaluate_run(predictor, rows.iloc[20:], rows.iloc[:20], "evaluate", tmp_path / "pred.parquet",
                            median_confidence=float(rows["confidence"].median()))
-    headline = headline_metrics(details)
+    headline = headline_metrics(details, train_rows=30, val_rows=20)
     for level in LEVELS:
         assert headline[level]["macro_f1"] == details["per_class"][level]["macro avg"]["f1-score"]
     assert pd.read_parquet(tmp_path / "pred.parquet").shape[0] == 20
     assert (tmp_path / "reports/evaluate_errors.md").exists() and (tmp_path / "plots/evaluate/confusion_level_3.png").exists()
     assert np.isfinite(headline["ece"]["level_3"])
+    assert headline["rows"] == {"train": 30, "val": 20, "test": 20}
