@@ -22,10 +22,14 @@ def headline_metrics(details: dict[str, Any], train_rows: int, val_rows: int) ->
     """The numbers a person compares across experiments (``metrics/evaluate.json``, 15 keys): per level
     macro-F1 and accuracy, path accuracy, the invalid-path rate of independent heads, ECE after calibration,
     the rows of each split (the held-out run's training rows, its validation slice, the test rows scored) and
-    the suspected share of wrong test labels."""
+    the suspected share of wrong test labels. ``level_3`` comes first: `dvc exp show` never collapses the
+    first metric column, however narrow the terminal."""
+    levels = {level: {"macro_f1": details[level]["macro_f1"], "accuracy": details[level]["accuracy"]} for level in LEVELS}
     return {
-        **{level: {"macro_f1": details[level]["macro_f1"], "accuracy": details[level]["accuracy"]} for level in LEVELS},
+        "level_3": levels["level_3"],
         "path": {"accuracy": details["path"]["accuracy"], "argmax_invalid_rate": details["path"]["argmax_invalid_rate"]},
+        "level_2": levels["level_2"],
+        "level_1": levels["level_1"],
         "ece": dict(details["calibration"]["test_ece_after"]),
         "rows": {"train": train_rows, "val": val_rows, "test": details["rows"]},
         "suspected_wrong_labels": details["suspected_wrong_labels"]["share"],

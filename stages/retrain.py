@@ -78,7 +78,7 @@ def main() -> None:
                     trained_on="the train split + pseudo-labels of the unlabeled pool",
                     choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
-    write_json({"retrained": {**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in LEVELS},
+    write_json({"retrained": {**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in reversed(LEVELS)},
                               "path": {"accuracy": metrics["path"]["accuracy"]}}, **decision}, f"metrics/{NAME}.json")
     write_json({**counts, "promotion": decision, "levels": fits}, f"reports/{NAME}_fit.json")
     if decision["promoted"]:
