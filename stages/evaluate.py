@@ -25,10 +25,10 @@ def main() -> None:
     data = load_dataset(DATASET)
     predictor = HierarchicalPredictor.load(HELDOUT, batch_size=settings.evaluate.batch_size, calibrated=False,
                                            taxonomy=taxonomy)
-    test, val = training_rows(data, ("test",)), training_rows(data, ("val",))
+    train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
     metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"),
                            median_confidence=float(data["confidence"].median()))
-    write_json(headline_metrics(metrics, int((data["split"] == "train").sum()), len(val)), "metrics/evaluate.json")
+    write_json(headline_metrics(metrics, len(train), len(val)), "metrics/evaluate.json")
     write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")
