@@ -200,12 +200,12 @@ def internal_test_scores(folder: Path, taxonomy: Taxonomy, test: pd.DataFrame, t
     return {**scores, "path": {"accuracy": scores["path_accuracy"]}}
 
 
-def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, heldout_rows: pd.DataFrame,
+def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, suspects: set[str],
                        temperatures: list[float], work: Path) -> dict[str, Any]:
     """``retrain`` as the stage does it: the held-out run labels the pool, the capped confident rows join the
     train split, the levels train again, and the run is promoted only if it beats the held-out run on the
     test split. Returns the decision, the pseudo rows and the retrained run's temperatures."""
-    from callreason.pseudo_labels import retrain_rows, score_unlabeled, select_pseudo_labels
+    from callreason.pseudo_labels import retrain_set, score_unlabeled
     from callreason.run import promotion_decision, write_run_files
     from callreason.validation import validate_unlabeled
 
@@ -215,10 +215,7 @@ def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, he
     pool, _ = validate_unlabeled(case.pool[["call_id", "summary"]], "pool", set(dataset["call_id"]),
                                  settings.data.max_summary_chars)
     scored = score_unlabeled(predictor, pool, cfg.chunk_rows, progress=False).assign(model_version="")
-    pseudo, _ = select_pseudo_labels(scored, heldout_rows["level_3"].value_counts().to_dict(), cfg.min_confidence,
-                                     cfg.max_per_class_ratio)
-    gold = dataset[~(dataset["split"].eq("train") & ~dataset["call_id"].isin(heldout_rows["call_id"]))]
-    rows, _ = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
+    rows, pseudo, _ = retrain_set(dataset, scored, suspects, taxonomy, settings)
     val, test = training_rows(dataset, ("val",)), training_rows(dataset, ("test",))
     fit_levels(rows, val, taxonomy, settings, work / "retrained", work / "scratch",
                sample_weight=rows["sample_weight"].to_numpy(np.float32))
@@ -245,14 +242,15 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
     val = training_rows(dataset, ("val",))
     start = time.perf_counter()
     non_test = training_rows(dataset, ("train", "val"))
-    heldout_rows = training_rows(dataset, ("train",), suspect_call_ids(non_test, case.taxonomy, settings))
+    suspects = suspect_call_ids(non_test, case.taxonomy, settings)
+    heldout_rows = training_rows(dataset, ("train",), suspects)
     heldout = fit_levels(heldout_rows, val, case.taxonomy, settings, work / "heldout", work / "scratch", levels=levels)
     heldout_seconds = time.perf_counter() - start
     heldout_scores, temperatures = score_run(work / "heldout", levels, case, val)
     final_scores, final_rows, refit_seconds, decision, retrain_seconds = None, heldout_rows.iloc[:0], 0.0, None, 0.0
     if retrain and levels == LEVELS:
         start = time.perf_counter()
-        decision = retrain_and_decide(case, settings, dataset, heldout_rows, temperatures, work)
+        decision = retrain_and_decide(case, settings, dataset, suspects, temperatures, work)
         retrain_seconds = time.perf_counter() - start
     if refit:
         start = time.perf_counter()

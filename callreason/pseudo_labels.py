@@ -21,7 +21,7 @@ import hashlib
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from callreason.io import read_json
 from callreason.predict import paths_frame
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import normalized_call_ids
+
+if TYPE_CHECKING:
+    from callreason.params import Settings
 
 PSEUDO_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob", "model_version")
 """Columns of a set of pseudo rows to train on (``data/promoted_pseudo_labels.parquet``)."""
@@ -300,3 +303,16 @@ def retrain_rows(
               "pseudo_model_version": (str(pseudo["model_version"].iat[0])
                                        if len(pseudo) and "model_version" in pseudo else None)}
     return rows, counts
+
+
+def retrain_set(data: pd.DataFrame, scored: pd.DataFrame, suspects: Iterable[str], taxonomy: Taxonomy,
+                settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """What ``retrain`` trains on: the train split less ``suspects`` (the rows the held-out run trained on) +
+    the confident pseudo-labels of ``scored``, capped per level_3 class by those gold rows
+    (:func:`select_pseudo_labels`), weighted as :func:`retrain_rows` does. Returns (rows, pseudo rows, counts)."""
+    cfg = settings.pseudo_label
+    gold = data[~(data["call_id"].isin(set(suspects)) & data["split"].eq("train"))]
+    train_counts = gold.loc[gold["split"].eq("train"), "level_3"].value_counts().to_dict()
+    pseudo, _ = select_pseudo_labels(scored, train_counts, cfg.min_confidence, cfg.max_per_class_ratio)
+    rows, counts = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
+    return rows, pseudo, counts

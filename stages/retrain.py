@@ -23,9 +23,8 @@ from callreason.pseudo_labels import (
     empty_pseudo_labels,
     labeled_call_ids,
     model_version,
-    retrain_rows,
+    retrain_set,
     score_unlabeled,
-    select_pseudo_labels,
 )
 from callreason.relabel import read_relabeled
 from callreason.run import (
@@ -58,10 +57,7 @@ def main() -> None:
     heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)
     scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=model_version(HELDOUT))
     suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
-    gold = data[~(data["call_id"].isin(suspects) & (data["split"] == "train"))]
-    train_counts = training_rows(gold, ("train",))["level_3"].value_counts().to_dict()
-    pseudo, _ = select_pseudo_labels(scored, train_counts, cfg.min_confidence, cfg.max_per_class_ratio)
-    rows, counts = retrain_rows(gold, pseudo, taxonomy, cfg.weight, settings.train.confidence_weighting)
+    rows, pseudo, counts = retrain_set(data, scored, suspects, taxonomy, settings)
     val, test = training_rows(data, ("val",)), training_rows(data, ("test",))
     fits = fit_levels(rows, val, taxonomy, settings, RETRAINED, Path(".scratch/retrained"),
                       live_root=Path("dvclive/retrained"), sample_weight=rows["sample_weight"].to_numpy(np.float32))
