@@ -67,10 +67,10 @@ def benchmark_data(rows: int):
 def one_run(base: str, device: str, rows: int, epochs: int, infer_rows: int) -> dict[str, Any]:
     """Train level_3 on ``base`` and time training and inference (this process)."""
     import torch
-    import yaml
     from sklearn.metrics import f1_score
 
     from callreason.distributed import is_main_process
+    from callreason.io import load_params
     from callreason.modeling import load_classifier, predict_logits, run_batched
     from callreason.params import settings_from_params
     from callreason.training import fit_level
@@ -79,7 +79,7 @@ def one_run(base: str, device: str, rows: int, epochs: int, infer_rows: int) -> 
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.cuda.reset_peak_memory_stats()
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml")
     params["model"]["base"], params["epochs"] = base, epochs
     params["train"]["bf16"] = "auto"
     settings = settings_from_params(params)

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
@@ -50,6 +49,7 @@ from benchmarks.common import ROOT, SHARED, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
 from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.io import load_params, parse_yaml
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import Settings, settings_from_params
@@ -155,7 +155,7 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
     overrides = {}
     for item in filter(None, assignments.split(",")):
         key, _, value = item.partition("=")
-        overrides[key.strip()] = yaml.safe_load(value)
+        overrides[key.strip()] = parse_yaml(value)
     return name, overrides
 
 
@@ -346,7 +346,7 @@ def main() -> None:
     if len(levels) not in (1, 3):
         raise SystemExit("--levels: one level, or all three")
     configs = [parse_config(c) for c in (args.config or ["today:", "defaults:"])]
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = load_params(ROOT / "params.yaml")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for dataset in args.datasets:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
 from benchmarks.common import default_params, load_benchmark, split_dataset
+from callreason.io import parse_yaml
 from callreason.modeling import load_classifier, predict_logits, run_batched
 from callreason.params import settings_from_params
 from callreason.run import training_rows
@@ -29,7 +29,7 @@ from callreason.training import fit_level
 
 
 def apply_override(params: dict, assignment: str) -> None:
-    """``a.b=value`` -> ``params["a"]["b"] = yaml.safe_load(value)``."""
+    """``a.b=value`` -> ``params["a"]["b"] = parse_yaml(value)``."""
     key, _, value = assignment.partition("=")
     node = params
     *parents, leaf = key.split(".")
@@ -37,7 +37,7 @@ def apply_override(params: dict, assignment: str) -> None:
         node = node[part]
     if leaf not in node:
         raise SystemExit(f"--set {assignment}: params.yaml has no {key}")
-    node[leaf] = yaml.safe_load(value)
+    node[leaf] = parse_yaml(value)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.special import softmax
 
 from benchmarks.common import ROOT, SHARED
@@ -38,6 +37,7 @@ from benchmarks.noisy import make_case
 from callreason.calibration import fit_temperature
 from callreason.dataset import encode_dataset
 from callreason.hierarchy import entropy
+from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
 from callreason.relabel import apply_relabels, empty_relabeled, merge_answers
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--level", default="level_3", choices=LEVELS)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "relabel_rounds.jsonl")
     args = parser.parse_args()
-    settings = settings_from_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    settings = settings_from_params(load_params(ROOT / "params.yaml"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     for name in args.datasets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -43,12 +44,36 @@ DATA_PATH_KEYS = ("labeled", "unlabeled", "relabeled", "taxonomy")
 """``data.*`` params that name the user's input files: they must lie inside the repository."""
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent floats as YAML 1.2 (and DVC) do: ``1e-4`` is a number, where
+    PyYAML's YAML 1.1 rules would make it the string ``'1e-4'``."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` parsed as YAML with :class:`Yaml12Loader` (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The whole params.yaml as a dict (the one source of settings), its input paths checked."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: params file not found; run from the repository root")
-    params = yaml.safe_load(path.read_text()) or {}
+    try:
+        params = parse_yaml(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc}); "
+                         "fix the file (`git diff params.yaml` shows what changed)") from None
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: must be a mapping of sections (seed:, epochs:, data:, ...), "
+                         f"got {type(params).__name__}; restore it with `git checkout params.yaml`")
     check_data_paths(params, path.resolve().parent)
     return params
 

@@ -52,6 +52,35 @@ def test_a_stage_reports_the_escaping_path_in_one_line(tmp_path):
     assert sorted(p.name for p in repo.iterdir()) == ["params.yaml"]
 
 
+def test_exponent_floats_are_numbers_as_in_yaml_1_2(tmp_path):
+    """PyYAML alone reads ``1e-4`` as a string; DVC (YAML 1.2) and a user mean a number."""
+    from callreason.params import settings_from_params
+
+    text = (ROOT / "params.yaml").read_text().replace("encoder_lr: 5.0e-5", "encoder_lr: 1e-4", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    params = load_params(tmp_path / "params.yaml")
+    assert params["level_1"]["encoder_lr"] == 1e-4
+    assert settings_from_params(params).levels["level_1"].encoder_lr == 1e-4
+    assert params["data"]["labeled"] == yaml.safe_load(text)["data"]["labeled"]  # strings stay strings
+
+
+def test_a_stage_reports_broken_yaml_in_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 42\ntrain:\n  batch_size: [16\n")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "stages.filter"], cwd=tmp_path, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not valid YAML at line" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_params_that_are_not_a_mapping_are_refused(tmp_path):
+    (tmp_path / "params.yaml").write_text("- seed\n- epochs\n")
+    with pytest.raises(InputError, match="must be a mapping of sections"):
+        load_params(tmp_path / "params.yaml")
+
+
 # --------------------------------------------------------------------------- typed settings
 
 def test_the_committed_params_yaml_becomes_typed_settings():
