@@ -62,7 +62,7 @@ DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
     "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
     "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
-    "train.class_balance": "none",
+    "train.class_balance": "none", "train.knn_weight": 0.0,
 }
 
 
@@ -274,7 +274,7 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
         "final_wrong_share": round(float(final_rows["call_id"].isin(case.wrong).mean()), 4) if refit else None,
         "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds + retrain_seconds, 1),
         "retrain": None if decision is None else {k: v for k, v in decision.items() if k not in ("pseudo", "temperatures")},
-        "levels": {lv: {k: heldout[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
+        "choices": {lv: {k: heldout[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
                    for lv in levels},
     }
 

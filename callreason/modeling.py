@@ -22,6 +22,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from callreason.base_models import MINILM, PACKAGED, packaged_model_path, packaged_model_version
 from callreason.errors import InputError
 from callreason.lexical import LexicalModel, blend_log_proba
+from callreason.neighbours import FILE as NEIGHBOURS_FILE
+from callreason.neighbours import NeighbourIndex, blend_neighbours
 
 EMBEDDED_MODEL = MINILM
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
@@ -57,6 +59,7 @@ class ClassifierConfig:
     max_length: int = 256
     level: str = ""
     lexical_weight: float = 0.0  # weight of the TF-IDF companion in the blended log-probabilities
+    knn_weight: float = 0.0  # weight of the nearest-neighbour vote (callreason.neighbours) in the transformer's logits
 
 
 class TextClassifier(nn.Module):
@@ -76,6 +79,7 @@ class TextClassifier(nn.Module):
         self.loss_offsets: torch.Tensor | None = None  # (k,) added to the logits in the loss only (logit adjustment)
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
+        self.neighbours: NeighbourIndex | None = None  # the training rows' vectors, voting at inference
 
     @property
     def config(self):  # Trainer and accelerate look for ``model.config``
@@ -111,6 +115,11 @@ class TextClassifier(nn.Module):
         if self.classifier_config.normalize:
             pooled = F.normalize(pooled.float(), dim=-1)
         return pooled
+
+    def logits_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head's logits for pooled vectors, blended with the neighbours' vote when the model has one."""
+        logits = self.head(pooled.to(self.head.weight.dtype))
+        return blend_neighbours(logits, pooled, self.neighbours, self.classifier_config.knn_weight)
 
     def forward(
         self,
@@ -297,6 +306,8 @@ def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, f
               str(folder / "head.safetensors"))
     if model.lexical is not None:
         model.lexical.save(folder)
+    if model.neighbours is not None:
+        model.neighbours.save(folder)
     (folder / "classifier.json").write_text(json.dumps(asdict(model.classifier_config), indent=2))
 
 
@@ -312,6 +323,8 @@ def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[T
     model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
     if (folder / "lexical.json").exists():
         model.lexical = LexicalModel.load(folder)
+    if (folder / NEIGHBOURS_FILE).exists():
+        model.neighbours = NeighbourIndex.load(folder, len(config.labels))
     return model.to(device).eval(), tokenizer
 
 
@@ -373,7 +386,7 @@ def run_batched(
         batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             pooled = model.pool(**batch)
-            return model.head(pooled.to(model.head.weight.dtype)) if output == "logits" else pooled
+            return model.logits_from_pooled(pooled) if output == "logits" else pooled
 
     return in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, width)
 
@@ -422,7 +435,7 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
         batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
         mask = batch["attention_mask"]
         hidden = run_bottom(first.encoder, batch["input_ids"], mask, depth)
-        return torch.cat([m.head(m.pool_from(hidden, mask, depth).to(m.head.weight.dtype)) for m in models], dim=1)
+        return torch.cat([m.logits_from_pooled(m.pool_from(hidden, mask, depth)) for m in models], dim=1)
 
     logits = in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, sum(widths))
     return np.split(logits, np.cumsum(widths)[:-1], axis=1)

@@ -71,6 +71,7 @@ class TrainSettings:
     bf16: bool | str        # true | false | "auto"
     resume: bool
     lexical_blend: bool
+    knn_weight: float          # weight of the nearest-neighbour vote over the training rows (0 = off)
     early_stopping: bool       # keep the best epoch on the validation slice (else a fixed schedule: the last)
     loss: str                  # cross_entropy | gce | bootstrap
     drop_suspect_labels: bool  # leave out rows whose label cross-validation flags as likely wrong
@@ -230,6 +231,7 @@ def _train(params: Mapping[str, Any]) -> TrainSettings:
         bf16=bf16,
         resume=boolean(s["resume"], "train.resume"),
         lexical_blend=boolean(s["lexical_blend"], "train.lexical_blend"),
+        knn_weight=number(s["knn_weight"], "train.knn_weight", 0.0, 1.0, high_open=True),
         early_stopping=boolean(s["early_stopping"], "train.early_stopping"),
         loss=choice(s["loss"], "train.loss", LOSSES),
         drop_suspect_labels=boolean(s["drop_suspect_labels"], "train.drop_suspect_labels"),

@@ -10,7 +10,8 @@ The pipeline makes three runs (folders under ``models/``):
   was promoted), replaying the choices of the held-out run it follows. No choice is made on rows it
   trained on. ``predict``, ``pseudo_label`` and ``select_uncertain`` use it.
 
-A run folder holds ``level_1..3/`` (encoder, tokenizer, head, ``classifier.json``, ``training.json``),
+A run folder holds ``level_1..3/`` (encoder, tokenizer, head, ``classifier.json``, ``training.json``, the
+TF-IDF companion and the neighbour index when they are on),
 ``label_encoders/`` (``level_N_classes.csv``, ``taxonomy.json``), ``calibration.json`` (a temperature
 per level) and ``metadata.json`` (base model and revision, rows, what it was trained on).
 """

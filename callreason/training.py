@@ -50,6 +50,7 @@ from callreason.modeling import (
     tokenize,
     transformer_layers,
 )
+from callreason.neighbours import NeighbourIndex
 from callreason.params import LevelSettings, Settings, TrainSettings
 
 
@@ -143,7 +144,7 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     def compute(index: np.ndarray) -> torch.Tensor:
         batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")} for i in index])
         pooled = model.pool(batch.pop("input_ids", None), **batch)
-        return model.head(pooled) if output == "logits" else pooled
+        return model.logits_from_pooled(pooled) if output == "logits" else pooled
 
     width = model.head.out_features if output == "logits" else model.head.in_features
     return in_length_order(np.array([len(ids) for ids in rows.token_ids]), batch_size, compute, width)
@@ -517,6 +518,17 @@ def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBa
     return weight
 
 
+def attach_neighbours(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
+                      level: str, weight: float, batch_size: int) -> None:
+    """Index the fine-tuned encoder's pooled vectors of ``train_rows`` (the nearest-neighbour companion,
+    :mod:`callreason.neighbours`) and give its vote ``weight`` in the model's logits."""
+    pooled = run_batched(model, tokenizer, train_rows["summary"].tolist(), batch_size, output="pooled")
+    index = NeighbourIndex(torch.from_numpy(pooled), torch.tensor(train_rows[f"{level}_id"].to_numpy()),
+                           model.head.out_features)
+    model.neighbours = index.to(next(model.parameters()).device)
+    model.classifier_config.knn_weight = weight
+
+
 TRAINING_RECORD = "training.json"
 """In every level folder: how the model was trained (rows, epochs, the choices made on validation rows)."""
 
@@ -582,11 +594,14 @@ def fit_level(
         fit, work_dir, sample_weight=loss_weight, live=live, probe_weight=convex_weight, logit_adjustment=adjustment,
         stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])),
     )
+    if fit.train.knn_weight > 0:
+        attach_neighbours(model, tokenizer, train_rows, level, fit.train.knn_weight, fit.eval_batch_size)
     if settings.train.lexical_blend:
         weight = None if replay is None else replay.get("lexical_weight", 0.0)
         summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
                                                          convex_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
+                    "knn_weight": fit.train.knn_weight,
                     "max_length": max_length, "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():

@@ -1,5 +1,6 @@
 """The benchmark code paths run (on the tiny BERT and a small demo slice): noisy.py's held-out run, retrain with
-promotion and refit; relabel_rounds.py's training, queue and answer import; label noise that looks like an LLM's."""
+promotion and refit; seed_averaging.py's refit per seed; relabel_rounds.py's training, queue and answer import;
+label noise that looks like an LLM's."""
 
 from dataclasses import replace
 
@@ -35,6 +36,16 @@ def test_the_noisy_benchmark_runs_heldout_retrain_and_refit(tmp_path, small_case
     assert decision["pseudo_rows"] > 0 and isinstance(decision["promoted"], bool)
     if decision["promoted"]:
         assert result["rows_final"] > len(small_case.labeled)  # the pseudo rows joined the refit
+
+
+def test_seed_averaging_scores_each_seeds_refit(tmp_path, small_case, fast_settings):
+    from benchmarks.seed_averaging import final_log_proba
+
+    one = final_log_proba(small_case, fast_settings, 42, tmp_path / "a")
+    other = final_log_proba(small_case, fast_settings, 43, tmp_path / "b")
+    assert one.shape == other.shape == (len(small_case.external), len(small_case.taxonomy.labels["level_3"]))
+    np.testing.assert_allclose(np.exp(one).sum(1), 1.0, atol=1e-4)
+    assert not np.allclose(one, other)  # the seed changed the model, not the rows
 
 
 def test_relabel_rounds_pick_answer_and_import(tmp_path, small_case, fast_settings):
