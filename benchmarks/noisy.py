@@ -229,16 +229,23 @@ def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, su
             "pseudo_precision_vs_gold": None if precision is None else round(precision, 4)}
 
 
-def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
-                 refit: bool = True, retrain: bool = False) -> dict[str, Any]:
-    """filter -> encode -> held-out run [-> retrain, promoted only if better] -> refit, as the stages do; the
-    held-out and final runs scored on the external rows."""
+def filtered_dataset(case: Case, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The case's labeled file through ``filter`` and ``encode`` as the stages run them: the rows the filter
+    keeps, and the dataset (label ids, split)."""
     source = f"{case.name}-draw{case.draw}"
     checked, _ = validate_labeled(case.labeled, case.taxonomy, source, settings.data.max_summary_chars)
     kept, _ = filter_confident(checked, settings.filter.min_confidence, source)
     split = settings.split
     dataset, _ = encode_dataset(kept, case.taxonomy, split.test_fraction, split.val_fraction, settings.seed,
                                 split.min_rows_per_class)
+    return kept, dataset
+
+
+def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
+                 refit: bool = True, retrain: bool = False) -> dict[str, Any]:
+    """filter -> encode -> held-out run [-> retrain, promoted only if better] -> refit, as the stages do; the
+    held-out and final runs scored on the external rows."""
+    kept, dataset = filtered_dataset(case, settings)
     val = training_rows(dataset, ("val",))
     start = time.perf_counter()
     non_test = training_rows(dataset, ("train", "val"))

@@ -22,25 +22,18 @@ from scipy.special import log_softmax
 from sklearn.metrics import f1_score
 
 from benchmarks.common import ROOT
-from benchmarks.noisy import DATASETS, make_case
-from callreason.dataset import encode_dataset
+from benchmarks.noisy import DATASETS, filtered_dataset, make_case
 from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
 from callreason.run import ALL_SIDES, fit_levels, training_records, training_rows
-from callreason.validation import filter_confident, validate_labeled
 
 LEVEL = "level_3"
 
 
 def final_log_proba(case, settings, seed: int, work: Path) -> np.ndarray:
     """Log-probabilities on ``case.external`` of the refit level_3 model trained with ``seed``."""
-    source = f"{case.name}-draw{case.draw}"
-    checked, _ = validate_labeled(case.labeled, case.taxonomy, source, settings.data.max_summary_chars)
-    kept, _ = filter_confident(checked, settings.filter.min_confidence, source)
-    split = settings.split
-    dataset, _ = encode_dataset(kept, case.taxonomy, split.test_fraction, split.val_fraction, settings.seed,
-                                split.min_rows_per_class)
+    _, dataset = filtered_dataset(case, settings)
     seeded = dataclasses.replace(settings, seed=seed)
     val = training_rows(dataset, ("val",))
     fit_levels(training_rows(dataset, ("train",)), val, case.taxonomy, seeded, work / "heldout", work / "scratch",
