@@ -101,7 +101,7 @@ def open_parquet_input(path: str | Path) -> "ds.Dataset":
     """A parquet file, or a folder of parquet files (read as one table), with ``call_id`` and ``summary``."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found; check the path (relative to the repository root)")
     try:
         dataset = ds.dataset(path, format="parquet")
         names = set(dataset.schema.names)

@@ -39,7 +39,7 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
     """A parquet, CSV or JSONL (one JSON object per line) file as a frame, by its suffix."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: {what} not found")
+        raise InputError(f"{path}: {what} not found; check the path (relative to the repository root)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
