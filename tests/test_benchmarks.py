@@ -80,3 +80,23 @@ def test_simulated_llm_noise_prefers_siblings_and_lowers_confidence(small_case):
     assert same_area > 0.8  # mostly a sibling or a cousin, rarely anything
     assert noisy.loc[wrong, "confidence"].mean() < noisy.loc[~wrong, "confidence"].mean() - 0.05
     assert np.isin(noisy["confidence"], np.round(noisy["confidence"], 2)).all()
+
+
+def test_simcse_adaptation_lowers_its_loss_and_keeps_a_loadable_encoder(tmp_path, tiny_model_dir, small_case):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from benchmarks.adaptation import simcse_adapt, simcse_loss
+
+    texts = small_case.labeled["summary"].tolist()[:64]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    def loss_of(folder) -> float:
+        torch.manual_seed(0)
+        encoder = AutoModel.from_pretrained(folder).train()
+        with torch.no_grad():
+            return float(simcse_loss(encoder, tokenizer, texts))
+
+    adapted = simcse_adapt(texts, str(tiny_model_dir), tmp_path / "adapted", epochs=20, lr=1e-3, batch_size=16)
+    assert loss_of(adapted) < loss_of(tiny_model_dir)
+    assert (adapted / "config.json").exists() and AutoTokenizer.from_pretrained(adapted).vocab == tokenizer.vocab
