@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, append_jsonl
 from benchmarks.noisy import DATASETS, make_case, run_pipeline
 from callreason.io import load_params
 from callreason.modeling import resolve_base_model
@@ -114,8 +114,7 @@ def main() -> None:
                     result[f"adapted_{epochs}"] = run["final"][LEVEL]["macro_f1"]
             results.append(result)
             print(json.dumps(result), flush=True)
-            with args.out.open("a") as handle:
-                handle.write(json.dumps(result) + "\n")
+            append_jsonl(args.out, result)
     for name in args.datasets:
         rows = [r for r in results if r["dataset"] == name]
         line = f"{name}: base {np.mean([r['base'] for r in rows]):.4f}"

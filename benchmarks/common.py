@@ -123,6 +123,12 @@ def default_params() -> dict[str, Any]:
     return load_params(ROOT / "params.yaml")
 
 
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` to the JSON-lines results file ``path`` (a run's lines survive an interruption)."""
+    with Path(path).open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 def dump(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=2))

@@ -45,7 +45,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from benchmarks.common import ROOT, SHARED, tfidf_lr
+from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
 from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
@@ -372,8 +372,7 @@ def main() -> None:
                               wrong_share=round(len(case.wrong) / len(case.labeled), 4),
                               baseline=baseline(case, settings, levels))
                 results.append(result)
-                with args.out.open("a") as handle:
-                    handle.write(json.dumps(result) + "\n")
+                append_jsonl(args.out, result)
                 shipped = result["heldout"] if name == "today" else result["final"]
                 print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
                       f"{json.dumps(result['baseline']['scores'])}", flush=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from benchmarks.common import default_params, load_benchmark, split_dataset
+from benchmarks.common import append_jsonl, default_params, load_benchmark, split_dataset
 from callreason.io import parse_yaml
 from callreason.modeling import load_classifier, predict_logits, run_batched
 from callreason.params import settings_from_params
@@ -76,8 +76,7 @@ def main() -> None:
     }
     print(json.dumps(result), flush=True)
     if args.out:
-        with args.out.open("a") as handle:
-            handle.write(json.dumps(result) + "\n")
+        append_jsonl(args.out, result)
 
 
 if __name__ == "__main__":

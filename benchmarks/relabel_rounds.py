@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from benchmarks.common import ROOT, SHARED
+from benchmarks.common import ROOT, SHARED, append_jsonl
 from benchmarks.label_noise import llm_label_noise
 from benchmarks.noisy import make_case
 from callreason.calibration import fit_temperature
@@ -165,8 +165,7 @@ def main() -> None:
                           "labels_added": size, "macro_f1": f1, "round0_macro_f1": start_f1,
                           "gain": round(f1 - start_f1, 4), "errors_caught": caught, "level": args.level}
                 results.append(result)
-                with args.out.open("a") as handle:
-                    handle.write(json.dumps(result) + "\n")
+                append_jsonl(args.out, result)
                 print(json.dumps(result), flush=True)
     table = ["| data set | strategy | " + " | ".join(f"+{n} labels" for n in args.sizes) + " |",
              "|---|---|" + "---|" * len(args.sizes)]

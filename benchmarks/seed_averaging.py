@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import log_softmax
 from sklearn.metrics import f1_score
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, append_jsonl
 from benchmarks.noisy import DATASETS, filtered_dataset, make_case
 from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
@@ -70,8 +70,7 @@ def main() -> None:
                       "average": macro_f1(truth, sum(probs.values()))}
             results.append(result)
             print(json.dumps(result), flush=True)
-            with args.out.open("a") as handle:
-                handle.write(json.dumps(result) + "\n")
+            append_jsonl(args.out, result)
     for name in args.datasets:
         rows = [r for r in results if r["dataset"] == name]
         single = np.mean([[r[f"seed_{s}"] for s in args.seeds] for r in rows])
