@@ -7,11 +7,10 @@ comes from the model folder, so it runs from any directory without params.yaml.
 
 from __future__ import annotations
 
-import json
 from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
-from callreason.errors import ArgumentParser, InputError, run_stage
+from callreason.errors import ArgumentParser, run_stage
 
 PREDICT_HELP = """Predict a valid call-reason path for new summaries.
 
@@ -54,19 +53,18 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
     args = predict_parser(prog).parse_args(argv)
 
     def main() -> None:
-        metadata_path = args.models / "metadata.json"
-        if not metadata_path.exists():
-            raise InputError(f"{args.models}: not a model folder (no metadata.json); give --models, e.g. the "
-                             "models/final folder that `dvc repro` writes")
-        inference = json.loads(metadata_path.read_text()).get("inference", {})
-        from callreason.predict import HierarchicalPredictor, predict_parquet
+        from callreason.io import check_outputs
+        from callreason.predict import HierarchicalPredictor, inference_settings, open_parquet_input, predict_parquet
+        from callreason.validation import dropped_line
 
-        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference.get("batch_size", 64))
-        counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows,
-                                 inference.get("max_summary_chars", 20_000))
-        dropped = {k: v for k, v in counts.items() if k.startswith("dropped") and v}
+        check_outputs({args.output: "file"}, [args.input, args.models])
+        open_parquet_input(args.input)  # a bad input fails before the models are loaded
+        inference = inference_settings(args.models)
+
+        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference["batch_size"])
+        counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, inference["max_summary_chars"])
         print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
-              f"predictions to {args.output}" + (f"; dropped {dropped}" if dropped else ""))
+              f"predictions to {args.output}; {dropped_line(counts)}")
 
     run_stage("predict", main)
 

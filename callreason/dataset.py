@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from callreason.errors import InputError
 from callreason.io import read_parquet
 from callreason.split import SIDES, assign_split
 from callreason.taxonomy import LEVELS, Taxonomy
@@ -18,9 +19,11 @@ DATASET_COLUMNS = ("call_id", "summary", *LEVELS, *(f"{lv}_id" for lv in LEVELS)
 
 def encode_dataset(
     frame: pd.DataFrame, taxonomy: Taxonomy, test_fraction: float, val_fraction: float, seed: int,
-    min_rows_per_class: int,
+    min_rows_per_class: int, source: str = "data/filtered.parquet",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Add ``level_N_id`` and ``split`` to validated, filtered rows; returns (dataset, report)."""
+    """Add ``level_N_id`` and ``split`` to validated, filtered rows; returns (dataset, report). Too few rows
+    for a held-out run (no train or test row, or no validation row while ``val_fraction`` > 0) is an
+    ``InputError`` naming the counts."""
     data = frame.loc[:, ["call_id", "summary", *LEVELS, "confidence"]].copy()
     for level in LEVELS:
         data[f"{level}_id"] = taxonomy.ids(level, data[level])
@@ -36,6 +39,12 @@ def encode_dataset(
         "level_3_too_small_to_test": sorted(counts[counts < min_rows_per_class].index),
         "level_3_without_test_rows": sorted(set(counts.index) - set(data.loc[data["split"] == "test", "level_3"])),
     }
+    rows = report["rows"]
+    if not rows["train"] or not rows["test"] or (val_fraction > 0 and not rows["val"]):
+        raise InputError(f"{source}: {len(data)} row(s) split into train {rows['train']}, validation {rows['val']}, "
+                         f"test {rows['test']} (reserved {rows['reserved']}): the held-out run needs rows on each "
+                         "side; add labeled rows (several per level_3 class), lower filter.min_confidence or "
+                         "split.min_rows_per_class in params.yaml")
     return data, report
 
 

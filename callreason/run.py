@@ -18,7 +18,6 @@ per level) and ``metadata.json`` (base model and revision, rows, what it was tra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from callreason.dataset import write_label_encoders
-from callreason.io import atomic_path, write_json
+from callreason.errors import InputError
+from callreason.io import atomic_path, read_json, write_json
 from callreason.modeling import base_model_identity
 from callreason.params import Settings
 from callreason.split import SIDES
@@ -77,8 +77,13 @@ def training_records(folder: Path, levels: Iterable[str] = LEVELS) -> dict[str, 
 
 def temperatures(folder: Path) -> dict[str, float]:
     """The per-level temperatures of a run (``calibration.json``)."""
-    return {level: float(t) for level, t in json.loads((Path(folder) / "calibration.json").read_text())
-            ["temperature"].items()}
+    path = Path(folder) / "calibration.json"
+    fitted = read_json(path, "calibration", "the run folder is damaged: write it again with `dvc repro`")
+    try:
+        return {level: float(fitted["temperature"][level]) for level in LEVELS}
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path}: expected {{\"temperature\": {{level_1: t, level_2: t, level_3: t}}}}; the run "
+                         "folder is damaged: write it again with `dvc repro`") from None
 
 
 def write_run_files(folder: Path, taxonomy: Taxonomy, settings: Settings, temperature: dict[str, float],

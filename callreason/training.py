@@ -33,7 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from callreason.distributed import is_main_process
 from callreason.errors import InputError
-from callreason.io import atomic_path
+from callreason.io import atomic_path, read_json
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.modeling import (
     TextClassifier,
@@ -538,7 +538,10 @@ def read_training_record(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / TRAINING_RECORD
     if not path.exists():
         raise InputError(f"{model_dir}: no {TRAINING_RECORD}; retrain it with `dvc repro`")
-    return json.loads(path.read_text())
+    record = read_json(path, "training record", "the model folder is incomplete or damaged: retrain it with `dvc repro`")
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: expected a JSON object; the model folder is damaged: retrain it with `dvc repro`")
+    return record
 
 
 def fit_level(

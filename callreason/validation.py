@@ -14,6 +14,7 @@ names the column and the first few offending call_ids or rows, and says what to 
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import math
 import numbers
@@ -69,6 +70,26 @@ def _is_null(value: Any) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, float) and math.isnan(value)
+
+
+DROP_REASONS = {
+    "below_min_confidence": "confidence below filter.min_confidence",
+    "dropped_empty_summary": "empty summary",
+    "dropped_duplicate_same_labels": "repeated call_id with the same labels and summary",
+    "dropped_duplicate_same_summary": "repeated call_id with the same summary",
+    "dropped_duplicate_call_id": "call_id already predicted in an earlier chunk",
+    "dropped_call_id_in_labeled": "call_id already labeled",
+}
+"""The reasons a row read can be left out, by the ``counts`` key that counts them."""
+
+
+def dropped_line(counts: dict[str, int]) -> str:
+    """``dropped 3 (2 empty summary, 1 repeated call_id with the same summary)`` from ``counts``, or
+    ``dropped none``: the part of each command's closing line that accounts for every row read."""
+    parts = [(int(counts[key]), text) for key, text in DROP_REASONS.items() if counts.get(key)]
+    if not parts:
+        return "dropped none"
+    return f"dropped {sum(n for n, _ in parts)} ({', '.join(f'{n} {text}' for n, text in parts)})"
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -207,7 +228,7 @@ def _confidence(frame: pd.DataFrame, ids: list[str | None], problems: Problems) 
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype="float64", na_value=np.nan)
     else:
-        raw = column.tolist()
+        raw = [float(v) if isinstance(v, decimal.Decimal) else v for v in column.tolist()]  # parquet decimal128
         bad = [k for k, v in enumerate(raw)
                if not _is_null(v) and (not isinstance(v, numbers.Real) or isinstance(v, bool))]
         if bad:

@@ -12,7 +12,7 @@ from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.relabel import apply_relabels, read_relabeled
 from callreason.taxonomy import Taxonomy
-from callreason.validation import filter_confident, validate_labeled, validate_unlabeled
+from callreason.validation import dropped_line, filter_confident, validate_labeled, validate_unlabeled
 
 FILTERED = "data/filtered.parquet"
 REPORT = "reports/filter.json"
@@ -31,7 +31,7 @@ def main() -> None:
         problems += exc.lines
     try:
         relabeled = read_relabeled(settings.data.relabeled)
-        answers, _ = (validate_labeled(relabeled, taxonomy, settings.data.relabeled, settings.data.max_summary_chars)
+        answers, answer_counts = (validate_labeled(relabeled, taxonomy, settings.data.relabeled, settings.data.max_summary_chars)
                       if len(relabeled) and taxonomy is not None else (relabeled.iloc[:0], {}))
     except InputError as exc:
         problems += exc.lines
@@ -47,11 +47,13 @@ def main() -> None:
     kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
     write_parquet(kept, FILTERED)
     write_json({**counts, **relabel_counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
-    answered = (f", {relabel_counts['relabeled_rows']} relabeled and {relabel_counts['added_rows']} added by "
-                f"{settings.data.relabeled}" if len(answers) else "")
+    answered = (f" and {answer_counts['rows_read']} answers from {settings.data.relabeled} ({dropped_line(answer_counts)}; "
+                f"{relabel_counts['relabeled_rows']} relabel rows, {relabel_counts['added_rows']} add rows)"
+                if len(answers) else "")
     print(f"filter: read {counts['rows_read']} rows from {source}{answered}, kept {len(kept)} "
-          f"(confidence >= {settings.filter.min_confidence}), dropped {counts['rows_read'] - len(kept)}; "
-          f"{pool_counts['rows_out']} usable unlabeled summaries in {pool_source}; details in {REPORT}")
+          f"(confidence >= {settings.filter.min_confidence}), {dropped_line({**counts, **filter_counts})}; "
+          f"{pool_counts['rows_out']} of {pool_counts['rows_read']} unlabeled summaries usable in {pool_source} "
+          f"({dropped_line(pool_counts)}); details in {REPORT}")
 
 
 if __name__ == "__main__":

@@ -21,24 +21,26 @@ def main() -> None:
     args = parser.parse_args()
 
     def run() -> None:
-        from callreason.io import read_parquet, write_parquet
+        from callreason.io import check_outputs, read_parquet, write_parquet
         from callreason.params import load_settings
         from callreason.relabel import check_answers, merge_answers, read_relabeled, read_table
         from callreason.taxonomy import Taxonomy
-        from callreason.validation import validate_labeled
+        from callreason.validation import dropped_line, validate_labeled
 
         settings = load_settings()
         data = settings.data
+        check_outputs({data.relabeled: "file"}, [args.input, data.labeled, data.taxonomy], what="data.relabeled")
         taxonomy = Taxonomy.load(data.taxonomy)
-        answers = check_answers(read_table(args.input, "answers"), taxonomy, str(args.input), data.max_summary_chars)
         labeled, _ = validate_labeled(read_parquet(data.labeled, "labeled data"), taxonomy, data.labeled,
                                       data.max_summary_chars)
+        answers, read = check_answers(read_table(args.input, "answers"), taxonomy, str(args.input),
+                                      data.max_summary_chars, labeled)
         merged, counts = merge_answers(read_relabeled(data.relabeled), answers, labeled, args.source or args.input.name)
         write_parquet(merged, data.relabeled)
-        print(f"import_labels: {counts['answers']} answers from {args.input} (round {counts['round']}): "
-              f"{counts['relabels_of_labeled_rows']} relabel rows of {data.labeled} "
-              f"({counts['labels_changed']} labels changed), {counts['new_labeled_rows']} new labeled rows, "
-              f"{counts['replaced_earlier_answers']} replace earlier answers; {data.relabeled} now holds "
+        print(f"import_labels: read {read['rows_read']} answers from {args.input}, imported {counts['answers']} "
+              f"(round {counts['round']}), {dropped_line(read)}: {counts['relabels_of_labeled_rows']} relabel rows of "
+              f"{data.labeled} ({counts['labels_changed']} labels changed), {counts['new_labeled_rows']} new labeled "
+              f"rows, {counts['replaced_earlier_answers']} replace earlier answers; {data.relabeled} now holds "
               f"{counts['rows_in_relabeled_file']} answers. Run `dvc repro` to retrain with them.")
 
     run_stage("import_labels", run)

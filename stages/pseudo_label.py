@@ -26,7 +26,7 @@ from callreason.pseudo_labels import (
 )
 from callreason.relabel import read_relabeled
 from callreason.run import FINAL, HELDOUT, PROMOTED_PSEUDO, training_rows
-from callreason.validation import validate_unlabeled
+from callreason.validation import dropped_line, validate_unlabeled
 
 DATASET = "data/prepared/dataset.parquet"
 PSEUDO, SCORED = "data/pseudo_labels.parquet", "data/unlabeled_scored.parquet"
@@ -58,7 +58,8 @@ def main() -> None:
                 "heldout_test_estimate": estimate}, REPORT)
     write_json({"rows_kept": selection["kept"], "coverage": round(selection["above_threshold"] / max(len(scored), 1), 4),
                 "precision_estimate": estimate["precision"]}, METRICS)
-    print(f"pseudo_label: scored {len(scored)} unlabeled rows with {FINAL} ({version}), {len(kept)} with "
+    print(f"pseudo_label: read {counts['rows_read']} rows from {data_cfg.unlabeled}, {dropped_line(counts)}; "
+          f"scored {len(scored)} unlabeled rows with {FINAL} ({version}), {len(kept)} with "
           f"path_prob >= {cfg.min_confidence} ({int(kept['used_for_training'].sum())} of them trained on); "
           f"held-out estimate at that threshold: precision {estimate['precision']} at coverage {estimate['coverage']}; "
           f"wrote {PSEUDO}, {SCORED}, {METRICS}, {REPORT}")

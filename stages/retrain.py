@@ -40,7 +40,7 @@ from callreason.run import (
     write_run_files,
 )
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.validation import validate_unlabeled
+from callreason.validation import dropped_line, validate_unlabeled
 
 DATASET, NAME = "data/prepared/dataset.parquet", "retrain"
 
@@ -52,7 +52,7 @@ def main() -> None:
     data = load_dataset(DATASET)
     labeled = labeled_call_ids(data, read_parquet(settings.data.labeled, "labeled data"), settings.data.labeled,
                                read_relabeled(settings.data.relabeled)["call_id"])
-    pool, _ = validate_unlabeled(read_parquet(settings.data.unlabeled, "unlabeled summaries"), settings.data.unlabeled,
+    pool, pool_counts = validate_unlabeled(read_parquet(settings.data.unlabeled, "unlabeled summaries"), settings.data.unlabeled,
                                  labeled, settings.data.max_summary_chars)
     heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)
     scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=model_version(HELDOUT))
@@ -86,7 +86,9 @@ def main() -> None:
         write_parquet(empty_pseudo_labels(), PROMOTED_PSEUDO)
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)
     verdict = "promoted: refit adds its pseudo rows" if decision["promoted"] else "not promoted: kept for comparison"
-    print(f"{NAME}: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows (weight {cfg.weight:g}); "
+    print(f"{NAME}: read {pool_counts['rows_read']} rows from {settings.data.unlabeled}, scored {len(scored)} "
+          f"({dropped_line(pool_counts)}); {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows "
+          f"(weight {cfg.weight:g}); "
           f"{metrics['rows']} test rows, macro-F1 {scores}, path accuracy {metrics['path']['accuracy']:.3f} "
           f"(level_3 {decision['level_3_macro_f1_gain']:+.3f} vs held-out); {verdict}")
 
