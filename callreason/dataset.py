@@ -58,4 +58,4 @@ def write_label_encoders(taxonomy: Taxonomy, folder: Path) -> None:
 
 def load_dataset(path: str | Path) -> pd.DataFrame:
     """The prepared dataset (rows of one split side: :func:`callreason.run.training_rows`)."""
-    return read_parquet(path, "prepared dataset (run `dvc repro encode`)")
+    return read_parquet(path, "prepared dataset", "run `dvc repro encode` first")

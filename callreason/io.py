@@ -70,10 +70,11 @@ def parquet_files(path: Path) -> list[Path]:
     return files
 
 
-def read_parquet(path: str | Path, what: str = "file") -> pd.DataFrame:
+def read_parquet(path: str | Path, what: str = "file", fix: str = "put it there or set its path in params.yaml"
+                 ) -> pd.DataFrame:
     """Read a parquet file (or a folder of them), turning a missing or unreadable one into an ``InputError``
-    that names the file."""
-    path = check_input_file(path, what, "put it there or set its path in params.yaml", folder_ok=True)
+    that names the file; ``fix`` says what to do about a missing one."""
+    path = check_input_file(path, what, fix, folder_ok=True)
     files = parquet_files(path)
     try:
         return pd.read_parquet(path) if path.is_dir() else pd.read_parquet(files[0])
@@ -103,11 +104,13 @@ def _duplicate_json_keys(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def read_json(path: str | Path, what: str = "file", fix: str = "fix the file") -> Any:
+def read_json(path: str | Path, what: str = "file", fix: str | None = None) -> Any:
     """A JSON file parsed; missing, a folder, not UTF-8, invalid (with line and column) or a key written
-    twice in one object (JSON would keep only the last) are ``InputError`` lines ending with ``fix``."""
+    twice in one object (JSON would keep only the last) are ``InputError`` lines ending with ``fix`` (by
+    default: check the path, or fix the file)."""
     path = Path(path)
-    text = read_text(path, what, fix)
+    text = read_text(path, what, fix or "check the path (relative to the repository root)")
+    fix = fix or "fix the file"
     try:
         duplicates = _duplicate_json_keys(text)
     except json.JSONDecodeError as exc:
@@ -132,6 +135,8 @@ class Yaml12Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in seen:
@@ -210,10 +215,12 @@ def check_data_paths(params: dict[str, Any], root: Path) -> None:
         raise InputError(*problems)
 
 
-def check_outputs(outputs: dict[str | Path, str], inputs: Iterable[str | Path] = (), what: str = "--output") -> None:
+def check_outputs(outputs: dict[str | Path, str], inputs: Iterable[str | Path] = (), what: str = "--output",
+                  clash_fix: str = "write the output to another path") -> None:
     """Check where a command will write, before any work: ``outputs`` maps each path to ``"file"`` or
     ``"folder"``. A file output that is an existing folder, a folder output that is a file, an output that is,
-    holds or lies inside one of ``inputs``, or one whose parent is a file: one line each, all in one error."""
+    holds or lies inside one of ``inputs`` (``clash_fix`` says what to do), or one whose parent is a file: one
+    line each, all in one error. ``what`` names the output in messages."""
     problems = []
     resolved_inputs = [(Path(p), Path(p).resolve()) for p in inputs]
     for raw, kind in outputs.items():
@@ -228,8 +235,7 @@ def check_outputs(outputs: dict[str | Path, str], inputs: Iterable[str | Path] =
             relation = ("is" if resolved == inp else "lies inside" if resolved.is_relative_to(inp)
                         else "holds" if inp.is_relative_to(resolved) else None)
             if relation:
-                problems.append(f"{path}: {what} {relation} the input {given}; write the output to another path "
-                                "(nothing was written)")
+                problems.append(f"{path}: {what} {relation} the input {given}; {clash_fix} (nothing was written)")
                 break
         parent = next((a for a in path.parents if a.exists()), None)
         if parent is not None and not parent.is_dir():

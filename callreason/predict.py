@@ -52,6 +52,8 @@ class HierarchicalPredictor:
         """Load ``models_dir/level_N``, the taxonomy (``models_dir/label_encoders/taxonomy.json`` unless
         given) and, if present and ``calibrated``, the temperatures in ``models_dir/calibration.json``."""
         models_dir = Path(models_dir)
+        if taxonomy is None and not (models_dir / "label_encoders" / "taxonomy.json").is_file():
+            raise InputError(f"{models_dir}: no label_encoders/taxonomy.json; {DAMAGED_RUN}")
         taxonomy = taxonomy or Taxonomy.load(models_dir / "label_encoders" / "taxonomy.json")
         models = [load_classifier(models_dir / level, device_name()) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
@@ -95,6 +97,9 @@ def inference_settings(models_dir: str | Path) -> dict[str, int]:
     """What ``predict`` needs of a run folder besides its models (``metadata.json`` ``inference``: the batch
     size and the summary length limit); a missing, damaged or incomplete file is an ``InputError``."""
     path = Path(models_dir) / "metadata.json"
+    if not Path(models_dir).exists():
+        raise InputError(f"{models_dir}: --models not found; give a run folder, e.g. models/final (written by "
+                         "`dvc repro`)")
     if not Path(models_dir).is_dir():
         raise InputError(f"{models_dir}: --models is not a folder; give a run folder, e.g. models/final "
                          "(written by `dvc repro`)")
@@ -133,19 +138,32 @@ def open_parquet_input(path: str | Path) -> "ds.Dataset":
     a file of the folder that is not parquet is named."""
     path = check_input_file(path, "input", folder_ok=True)
     files = parquet_files(path)
+    problems = []
+    for file in files:
+        schema = pq.read_schema(file)
+        missing = [c for c in ("call_id", "summary") if c not in schema.names]
+        if missing:
+            problems.append(f"{file}: missing column(s) {missing}; expected call_id, summary")
+        elif not _is_text(schema.field("summary").type):
+            problems.append(f"{file}: column 'summary' holds {schema.field('summary').type}, not text; write the "
+                            "summaries as strings")
+    if problems:
+        raise InputError(*problems)
     try:
         dataset = ds.dataset([str(f) for f in files], format="parquet")
-        names = set(dataset.schema.names)
         rows = dataset.count_rows()
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable parquet file (or folder of them: {type(exc).__name__}: "
                          f"{str(exc)[:100]}); write the files with `df.to_parquet(path)` and the same columns") from exc
-    missing = {"call_id", "summary"} - names
-    if missing:
-        raise InputError(f"{path}: missing column(s) {sorted(missing)}; expected call_id, summary")
     if rows == 0:
         raise InputError(f"{path}: no rows, nothing to predict")
     return dataset
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
 
 
 def _chunks(dataset, chunk_rows: int, source: str):

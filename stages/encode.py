@@ -15,7 +15,7 @@ def main() -> None:
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     split = settings.split
     dataset, report = encode_dataset(
-        read_parquet("data/filtered.parquet", "filtered data (run `dvc repro filter`)"), taxonomy,
+        read_parquet("data/filtered.parquet", "filtered data", "run `dvc repro filter` first"), taxonomy,
         split.test_fraction, split.val_fraction, settings.seed, split.min_rows_per_class,
     )
     write_parquet(dataset, DATASET)

@@ -22,7 +22,7 @@ def main() -> None:
     settings = load_settings()
     source, pool_source = settings.data.labeled, settings.data.unlabeled
     problems: list[str] = []
-    taxonomy = checked = None
+    taxonomy = checked = answers = None
     try:
         taxonomy = Taxonomy.load(settings.data.taxonomy)
         checked, counts = validate_labeled(read_parquet(source, "labeled data"), taxonomy, source,
@@ -31,12 +31,14 @@ def main() -> None:
         problems += exc.lines
     try:
         relabeled = read_relabeled(settings.data.relabeled)
-        answers, answer_counts = (validate_labeled(relabeled, taxonomy, settings.data.relabeled, settings.data.max_summary_chars)
-                      if len(relabeled) and taxonomy is not None else (relabeled.iloc[:0], {}))
+        answers, answer_counts = (
+            validate_labeled(relabeled, taxonomy, settings.data.relabeled, settings.data.max_summary_chars)
+            if len(relabeled) and taxonomy is not None else (relabeled.iloc[:0], {}))
     except InputError as exc:
         problems += exc.lines
     try:
-        labeled_ids = (set(checked["call_id"]) | set(answers["call_id"])) if checked is not None else None
+        labeled_ids = (set(checked["call_id"]) | set(answers["call_id"])
+                       if checked is not None and answers is not None else None)
         _, pool_counts = validate_unlabeled(read_parquet(pool_source, "unlabeled summaries"), pool_source,
                                             labeled_ids, settings.data.max_summary_chars)
     except InputError as exc:

@@ -29,7 +29,9 @@ def main() -> None:
 
         settings = load_settings()
         data = settings.data
-        check_outputs({data.relabeled: "file"}, [args.input, data.labeled, data.taxonomy], what="data.relabeled")
+        check_outputs({data.relabeled: "file"}, [args.input, data.labeled, data.taxonomy],
+                      what="data.relabeled (where answers are merged)",
+                      clash_fix="give --input the file of the LLM's answers (e.g. answers.csv)")
         taxonomy = Taxonomy.load(data.taxonomy)
         labeled, _ = validate_labeled(read_parquet(data.labeled, "labeled data"), taxonomy, data.labeled,
                                       data.max_summary_chars)

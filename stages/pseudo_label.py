@@ -45,7 +45,7 @@ def main() -> None:
     version = model_version(FINAL)
     scored = score_unlabeled(predictor, rows, cfg.chunk_rows).assign(model_version=version)
     kept, selection = select_pseudo_labels(scored, {}, cfg.min_confidence, None)
-    trained_on = set(read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels (run `dvc repro retrain`)")["call_id"])
+    trained_on = set(read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels", "run `dvc repro retrain` first")["call_id"])
     kept["used_for_training"] = kept["call_id"].isin(trained_on)
     heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)
     estimate = val_estimate(heldout, training_rows(data, ("test",)), cfg.min_confidence)

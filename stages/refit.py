@@ -38,14 +38,15 @@ def main() -> None:
     settings = load_settings()
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    promotion = read_json(PROMOTION, "the retrain decision (run `dvc repro retrain`)")
+    promotion = read_json(PROMOTION, "the retrain decision", "run `dvc repro retrain` first")
     suspects = suspect_call_ids(data, taxonomy, settings)
     gold = data[~data["call_id"].isin(suspects)]
+    promoted_pseudo = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels", "run `dvc repro retrain` first")
     if promotion["promoted"]:
-        pseudo, weight = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels"), promotion["pseudo_weight"]
+        pseudo, weight = promoted_pseudo, promotion["pseudo_weight"]
         replays, temperature, follows = promotion["replay"], promotion["temperature"], "models/retrained"
     else:
-        pseudo, weight = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels").iloc[:0], 1.0
+        pseudo, weight = promoted_pseudo.iloc[:0], 1.0
         replays, temperature, follows = training_records(HELDOUT), temperatures(HELDOUT), str(HELDOUT)
     rows, counts = retrain_rows(gold, pseudo, taxonomy, weight, settings.train.confidence_weighting,
                                 gold_sides=ALL_SIDES)

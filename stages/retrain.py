@@ -67,7 +67,7 @@ def main() -> None:
                                            taxonomy=taxonomy)
     metrics = evaluate_run(predictor, test, val, NAME, predictions_path=Path(f"data/predictions/{NAME}_test.parquet"),
                            median_confidence=float(data["confidence"].median()))
-    decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics (run `dvc repro evaluate`)"),
+    decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics", "run `dvc repro evaluate` first"),
                                   metrics)
     temperature = metrics["calibration"]["temperature"]
     write_run_files(RETRAINED, taxonomy, settings, temperature, run="retrained",

@@ -21,8 +21,8 @@ QUEUE, REPORT, EXPORT = "data/relabel_queue.parquet", "reports/select_uncertain.
 def main() -> None:
     settings = load_settings()
     cfg = settings.select_uncertain
-    scored = read_parquet(SCORED, "scored unlabeled rows (run `dvc repro pseudo_label`)")
-    pseudo = read_parquet(PSEUDO, "pseudo-labels (run `dvc repro pseudo_label`)")
+    scored = read_parquet(SCORED, "scored unlabeled rows", "run `dvc repro pseudo_label` first")
+    pseudo = read_parquet(PSEUDO, "pseudo-labels", "run `dvc repro pseudo_label` first")
     trained_on = pseudo.loc[pseudo["used_for_training"], "call_id"]
     queue, counts = select_uncertain(scored, trained_on, cfg.strategy, cfg.size, cfg.group_by)
     write_parquet(queue, QUEUE)
