@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
 from callreason.io import load_params
 from callreason.lexical import tfidf_union
@@ -96,7 +95,7 @@ def pipeline_levels(data: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, An
                                      work / "dvclive" / level, work / "scratch" / level)
     write_label_encoders(taxonomy, work / "label_encoders")
     predictor = HierarchicalPredictor.load(work, calibrated=False)
-    calibrate(predictor, val)
+    predictor.fit_temperatures(val)
     return predictor.level_probs(test["summary"].tolist()), summaries
 
 

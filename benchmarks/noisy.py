@@ -47,7 +47,6 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
-from callreason.calibration import calibrate
 from callreason.dataset import encode_dataset, write_label_encoders
 from callreason.io import load_params, parse_yaml
 from callreason.metrics import evaluation_metrics
@@ -185,7 +184,7 @@ def score_run(folder: Path, levels: tuple[str, ...], case: Case, val: pd.DataFra
     write_label_encoders(case.taxonomy, folder / "label_encoders")
     predictor = HierarchicalPredictor.load(folder, calibrated=False)
     if temperatures is None:
-        calibrate(predictor, val)
+        predictor.fit_temperatures(val)
     else:
         predictor.temperatures = list(temperatures)
     probs = predictor.level_probs(case.external["summary"].tolist())
@@ -220,7 +219,7 @@ def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, su
     fit_levels(rows, val, taxonomy, settings, work / "retrained", work / "scratch",
                sample_weight=rows["sample_weight"].to_numpy(np.float32))
     retrained = HierarchicalPredictor.load(work / "retrained", calibrated=False, taxonomy=taxonomy)
-    calibrate(retrained, val)
+    retrained.fit_temperatures(val)
     decision = promotion_decision(internal_test_scores(work / "heldout", taxonomy, test, temperatures),
                                   internal_test_scores(work / "retrained", taxonomy, test, retrained.temperatures))
     truth = pseudo.merge(case.pool, on="call_id", suffixes=("", "_gold"))

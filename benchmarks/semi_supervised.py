@@ -41,7 +41,6 @@ from benchmarks.common import (
     split_dataset,
     timed,
 )
-from callreason.calibration import calibrate
 from callreason.dataset import write_label_encoders
 from callreason.label_issues import find_label_issues
 from callreason.params import settings_from_params
@@ -142,7 +141,7 @@ def retrain_levels(data: pd.DataFrame, kept: pd.DataFrame, taxonomy: Taxonomy, p
             for level in LEVELS}
     write_label_encoders(taxonomy, work / "label_encoders")
     predictor = HierarchicalPredictor.load(work, batch_size=int(params["evaluate"]["batch_size"]), calibrated=False)
-    calibrate(predictor, val)
+    predictor.fit_temperatures(val)
     return predictor.level_probs(test["summary"].tolist()), {**counts, "levels": fits}
 
 
@@ -260,7 +259,7 @@ def run(dataset: str, pool_rows: int) -> dict[str, Any]:
         table = [{"approach": "evaluate (gold train)", "metrics": score(test, probs, taxonomy), "seconds": seconds,
                   "train": summaries}]
         predictor = HierarchicalPredictor.load(work / "evaluate", batch_size=int(cfg["batch_size"]), calibrated=False)
-        calibration = calibrate(predictor, val)
+        calibration = predictor.fit_temperatures(val)
         scored, seconds = timed(lambda: score_unlabeled(predictor, rows, cfg["chunk_rows"], progress=False))
         scored = with_gold(scored, gold)
         train_counts = train["level_3"].value_counts().to_dict()

@@ -1,23 +1,20 @@
 """Calibration: one softmax temperature per level, fitted on held-out rows, and the expected calibration error.
 
 Raw softmax confidence is miscalibrated; pseudo-label thresholds and the reported probabilities use the
-temperature-scaled ones. ``calibrate`` fits the temperatures of a three-level predictor on the validation slice.
+temperature-scaled ones. ``calibrate`` fits the three levels' temperatures on held-out logits (the validation
+slice); ``HierarchicalPredictor.fit_temperatures`` applies it to a run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from callreason.hierarchy import softmax
 from callreason.taxonomy import LEVELS
-
-if TYPE_CHECKING:
-    from callreason.predict import HierarchicalPredictor
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 
@@ -64,21 +61,24 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(gap.sum() / len(labels))
 
 
-def calibrate(predictor: HierarchicalPredictor, val_rows: pd.DataFrame) -> dict[str, Any]:
-    """Fit one softmax temperature per level on the validation rows; set them on ``predictor``.
+def uncalibrated_report() -> dict[str, Any]:
+    """What :func:`calibrate` reports when there are too few held-out rows to fit on (temperatures of 1)."""
+    return {"temperature": {level: 1.0 for level in LEVELS}, "val_ece_before": {}, "val_ece_after": {}}
 
-    Returns ``{"temperature": {level: T}, "val_ece_before": {...}, "val_ece_after": {...}}``.
+
+def calibrate(level_logits: Sequence[np.ndarray], level_labels: Sequence[np.ndarray]) -> tuple[list[float], dict[str, Any]]:
+    """One softmax temperature per level, fitted on held-out ``level_logits`` (``(n, k_level)`` each) and
+    their ``level_labels`` (``(n,)`` class ids each).
+
+    Returns the temperatures (level order) and ``{"temperature": {level: T rounded}, "val_ece_before": {...},
+    "val_ece_after": {...}}``.
     """
+    temperatures: list[float] = []
     report: dict[str, Any] = {"temperature": {}, "val_ece_before": {}, "val_ece_after": {}}
-    if len(val_rows) < 2:
-        report["temperature"] = {level: 1.0 for level in LEVELS}
-        return report
-    logits = predictor.level_logits(val_rows["summary"].tolist())
-    for depth, (level, z) in enumerate(zip(LEVELS, logits)):
-        y = val_rows[f"{level}_id"].to_numpy()
+    for level, z, y in zip(LEVELS, level_logits, level_labels):
         t = fit_temperature(z, y)
-        predictor.temperatures[depth] = t
+        temperatures.append(t)
         report["temperature"][level] = round(float(t), 4)
         report["val_ece_before"][level] = round(expected_calibration_error(softmax(z), y), 4)
         report["val_ece_after"][level] = round(expected_calibration_error(softmax(z, t), y), 4)
-    return report
+    return temperatures, report

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from callreason.calibration import calibrate, expected_calibration_error
+from callreason.calibration import expected_calibration_error
 from callreason.error_report import error_report_markdown, suspect_labels_frame, suspected_label_errors
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path, write_json
@@ -53,7 +53,7 @@ def evaluate_run(
     Returns the details (``details["calibration"]["temperature"]``: the fitted temperatures).
     """
     taxonomy = predictor.taxonomy
-    calibration = calibrate(predictor, val_rows)
+    calibration = predictor.fit_temperatures(val_rows)
     texts = test_rows["summary"].tolist()
     logits = predictor.level_logits(texts)
     probs = predictor.level_probs(texts, logits)

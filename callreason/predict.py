@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from callreason.calibration import calibrate, uncalibrated_report
 from callreason.distributed import device_name
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
@@ -83,6 +84,15 @@ class HierarchicalPredictor:
         """Temperature-scaled softmax probabilities per level."""
         logits = self.level_logits(texts) if logits is None else logits
         return [softmax(z, t) for z, t in zip(logits, self.temperatures)]
+
+    def fit_temperatures(self, val_rows: pd.DataFrame) -> dict:
+        """Fit one temperature per level on ``val_rows`` (``summary``, ``level_N_id``) and use them; with
+        fewer than 2 rows the current ones stay. Returns :func:`callreason.calibration.calibrate`'s report."""
+        if len(val_rows) < 2:
+            return uncalibrated_report()
+        logits = self.level_logits(val_rows["summary"].tolist())
+        self.temperatures, report = calibrate(logits, [val_rows[f"{level}_id"].to_numpy() for level in LEVELS])
+        return report
 
     def predict_frame(self, call_ids: list[str], texts: list[str]) -> pd.DataFrame:
         """One row per text with the decoded path and its probabilities (``PREDICTION_COLUMNS``)."""

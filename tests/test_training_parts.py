@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from callreason.calibration import calibrate
 from callreason.evaluation import evaluate_run, headline_metrics
 from callreason.modeling import build_classifier, save_classifier
 from callreason.params import settings_from_params
@@ -83,7 +82,7 @@ def test_calibration_softens_overconfident_models_and_evaluate_run_writes_its_ou
     rows = make_labeled_rows(40)
     for level in LEVELS:
         rows[f"{level}_id"] = small_taxonomy.ids(level, rows[level].tolist())
-    report = calibrate(predictor, rows.iloc[:20])
+    report = predictor.fit_temperatures(rows.iloc[:20])
     assert all(t > 1.0 for t in report["temperature"].values())
     assert all(report["val_ece_after"][lv] <= report["val_ece_before"][lv] + 1e-9 for lv in LEVELS)
     monkeypatch.chdir(tmp_path)
