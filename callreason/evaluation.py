@@ -1,7 +1,9 @@
-"""Evaluate one training run's three models on the gold test rows: metrics, calibration, plots, errors."""
+"""Evaluate one training run's three models on the gold test rows (:func:`evaluate_run`: metrics, calibration,
+suspected label errors) and write what an evaluating stage shows (:func:`write_evaluation`: plots, reports)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from callreason.io import atomic_path, write_json
 from callreason.metrics import classification_report_dict, confusion_rows, evaluation_metrics
 from callreason.plots import plot_confusion_png, top_confusion_rows
 from callreason.predict import HierarchicalPredictor, paths_frame
-from callreason.taxonomy import LEVELS
+from callreason.taxonomy import LEVELS, Taxonomy
 
 
 def headline_metrics(details: dict[str, Any], train_rows: int, val_rows: int) -> dict[str, Any]:
@@ -36,23 +38,26 @@ def headline_metrics(details: dict[str, Any], train_rows: int, val_rows: int) ->
     }
 
 
-def evaluate_run(
-    predictor: HierarchicalPredictor, test_rows: pd.DataFrame, val_rows: pd.DataFrame, name: str,
-    predictions_path: Path, median_confidence: float,
-) -> dict[str, Any]:
-    """Calibrate on ``val_rows`` (the temperatures are set on ``predictor``), score ``test_rows``, and write
-    every output of stage ``name``:
+@dataclass
+class Evaluation:
+    """What scoring a run on the test rows measured: ``details`` (``reports/<stage>.json``), the rows, the
+    jointly decoded predictions, the probability the run gives each row's LLM path, and the suspect mask."""
 
-    * ``reports/{name}.json``: the details (greedy and argmax decoding, calibration before/after and
-      temperatures, per-class scores; the stage writes its headline metrics from them);
-    * ``plots/{name}/confusion_level_N.png`` (taxonomy order, counts, support), the vega data
-      ``confusion_level_1|2.json`` and ``top_confusions_level_2|3.json``;
-    * ``reports/{name}_errors.md`` and ``reports/{name}_suspect_labels.csv`` (test rows whose LLM label looks
-      wrong; ``median_confidence``: the median LLM confidence of the labeled rows); ``predictions_path``.
+    details: dict[str, Any]
+    test_rows: pd.DataFrame
+    predicted: pd.DataFrame
+    given: np.ndarray
+    suspect: np.ndarray
 
-    Returns the details (``details["calibration"]["temperature"]``: the fitted temperatures).
-    """
+
+def evaluate_run(predictor: HierarchicalPredictor, test_rows: pd.DataFrame, val_rows: pd.DataFrame,
+                 median_confidence: float) -> Evaluation:
+    """Calibrate on ``val_rows`` (the temperatures are set on ``predictor``) and score ``test_rows``: greedy
+    and argmax decoding, calibration before/after and the temperatures, per-class scores, and the test rows
+    whose LLM label looks wrong (``median_confidence``: the median LLM confidence of the labeled rows).
+    ``details["calibration"]["temperature"]`` holds the fitted temperatures. Writes nothing."""
     taxonomy = predictor.taxonomy
+    test_rows = test_rows.reset_index(drop=True)
     calibration = predictor.fit_temperatures(val_rows)
     texts = test_rows["summary"].tolist()
     logits = predictor.level_logits(texts)
@@ -74,20 +79,33 @@ def evaluate_run(
                                                               taxonomy.labels[level]) for d, level in enumerate(LEVELS)}
     details["classes_scored"] = {level: int(len(np.unique(true_ids[:, d]))) for d, level in enumerate(LEVELS)}
     details["suspected_wrong_labels"] = {"rows": int(suspect.sum()), "share": round(float(suspect.mean()), 4)}
+    return Evaluation(details, test_rows, predicted, given, suspect)
+
+
+def write_evaluation(evaluation: Evaluation, taxonomy: Taxonomy, name: str, plots_dir: Path, reports_dir: Path,
+                     predictions_path: Path) -> None:
+    """The outputs of an evaluating stage ``name``:
+
+    * ``reports_dir/{name}.json``: the details (the stage writes its headline metrics from them);
+    * ``plots_dir/confusion_level_N.png`` (taxonomy order, counts, support), the vega data
+      ``confusion_level_1|2.json`` and ``top_confusions_level_2|3.json``;
+    * ``reports_dir/{name}_errors.md`` and ``reports_dir/{name}_suspect_labels.csv`` (test rows whose LLM
+      label looks wrong); ``predictions_path`` (the test rows' predicted and true paths).
+    """
+    details, rows, predicted = evaluation.details, evaluation.test_rows, evaluation.predicted
     for level in LEVELS:
-        actual, guessed = test_rows[level].tolist(), predicted[level].tolist()
-        with atomic_path(f"plots/{name}/confusion_{level}.png") as tmp:
+        actual, guessed = rows[level].tolist(), predicted[level].tolist()
+        with atomic_path(plots_dir / f"confusion_{level}.png") as tmp:
             plot_confusion_png(actual, guessed, taxonomy, level, tmp, f"{name}: {level} confusion (test split)")
         if level != "level_1":
-            write_json(top_confusion_rows(actual, guessed), f"plots/{name}/top_confusions_{level}.json")
+            write_json(top_confusion_rows(actual, guessed), plots_dir / f"top_confusions_{level}.json")
         if level != "level_3":
-            write_json(confusion_rows(actual, guessed), f"plots/{name}/confusion_{level}.json")
-    with atomic_path(f"reports/{name}_errors.md") as tmp:
-        tmp.write_text(error_report_markdown(name, test_rows.reset_index(drop=True), predicted, given, suspect,
+            write_json(confusion_rows(actual, guessed), plots_dir / f"confusion_{level}.json")
+    with atomic_path(reports_dir / f"{name}_errors.md") as tmp:
+        tmp.write_text(error_report_markdown(name, rows, predicted, evaluation.given, evaluation.suspect,
                                              {lv: details[lv]["macro_f1"] for lv in LEVELS}, details["classes_scored"]))
-    with atomic_path(f"reports/{name}_suspect_labels.csv") as tmp:
-        suspect_labels_frame(test_rows.reset_index(drop=True), predicted, given, suspect).to_csv(tmp, index=False)
+    with atomic_path(reports_dir / f"{name}_suspect_labels.csv") as tmp:
+        suspect_labels_frame(rows, predicted, evaluation.given, evaluation.suspect).to_csv(tmp, index=False)
     with atomic_path(predictions_path) as tmp:
-        predicted.assign(**{f"true_{level}": test_rows[level].tolist() for level in LEVELS}).to_parquet(tmp, index=False)
-    write_json(details, f"reports/{name}.json")
-    return details
+        predicted.assign(**{f"true_{level}": rows[level].tolist() for level in LEVELS}).to_parquet(tmp, index=False)
+    write_json(details, reports_dir / f"{name}.json")

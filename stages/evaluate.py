@@ -9,7 +9,7 @@ from pathlib import Path
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run, headline_metrics
+from callreason.evaluation import evaluate_run, headline_metrics, write_evaluation
 from callreason.io import write_json
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
@@ -26,8 +26,10 @@ def main() -> None:
     predictor = HierarchicalPredictor.load(HELDOUT, batch_size=settings.evaluate.batch_size, calibrated=False,
                                            taxonomy=taxonomy)
     train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
-    metrics = evaluate_run(predictor, test, val, "evaluate", predictions_path=Path("data/predictions/evaluate_test.parquet"),
-                           median_confidence=float(data["confidence"].median()))
+    evaluation = evaluate_run(predictor, test, val, median_confidence=float(data["confidence"].median()))
+    write_evaluation(evaluation, taxonomy, "evaluate", Path("plots/evaluate"), Path("reports"),
+                     Path("data/predictions/evaluate_test.parquet"))
+    metrics = evaluation.details
     write_json(headline_metrics(metrics, len(train), len(val)), "metrics/evaluate.json")
     write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",

@@ -14,7 +14,7 @@ import numpy as np
 from callreason.dataset import load_dataset
 from callreason.distributed import is_main_process
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run
+from callreason.evaluation import evaluate_run, write_evaluation
 from callreason.io import read_json, read_parquet, write_json, write_parquet
 from callreason.params import load_settings
 from callreason.predict import HierarchicalPredictor
@@ -65,8 +65,10 @@ def main() -> None:
         return
     predictor = HierarchicalPredictor.load(RETRAINED, batch_size=settings.evaluate.batch_size, calibrated=False,
                                            taxonomy=taxonomy)
-    metrics = evaluate_run(predictor, test, val, NAME, predictions_path=Path(f"data/predictions/{NAME}_test.parquet"),
-                           median_confidence=float(data["confidence"].median()))
+    evaluation = evaluate_run(predictor, test, val, median_confidence=float(data["confidence"].median()))
+    write_evaluation(evaluation, taxonomy, NAME, Path(f"plots/{NAME}"), Path("reports"),
+                     Path(f"data/predictions/{NAME}_test.parquet"))
+    metrics = evaluation.details
     decision = promotion_decision(read_json("metrics/evaluate.json", "held-out metrics", "run `dvc repro evaluate` first"),
                                   metrics)
     temperature = metrics["calibration"]["temperature"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from callreason.evaluation import evaluate_run, headline_metrics
+from callreason.evaluation import evaluate_run, headline_metrics, write_evaluation
 from callreason.modeling import build_classifier, save_classifier
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
@@ -86,8 +86,12 @@ def test_calibration_softens_overconfident_models_and_evaluate_run_writes_its_ou
     assert all(t > 1.0 for t in report["temperature"].values())
     assert all(report["val_ece_after"][lv] <= report["val_ece_before"][lv] + 1e-9 for lv in LEVELS)
     monkeypatch.chdir(tmp_path)
-    details = evaluate_run(predictor, rows.iloc[20:], rows.iloc[:20], "evaluate", tmp_path / "pred.parquet",
-                           median_confidence=float(rows["confidence"].median()))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    evaluation = evaluate_run(predictor, rows.iloc[20:], rows.iloc[:20], median_confidence=float(rows["confidence"].median()))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # scoring writes nothing
+    write_evaluation(evaluation, small_taxonomy, "evaluate", tmp_path / "plots/evaluate", tmp_path / "reports",
+                     tmp_path / "pred.parquet")
+    details = evaluation.details
     headline = headline_metrics(details, train_rows=30, val_rows=20)
     for level in LEVELS:
         assert headline[level]["macro_f1"] == details["per_class"][level]["macro avg"]["f1-score"]
