@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.dataset import encode_dataset
 from callreason.io import load_params
 from callreason.lexical import tfidf_union
 from callreason.metrics import evaluation_metrics
@@ -23,6 +23,7 @@ from callreason.modeling import build_classifier, run_batched
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
 from callreason.run import training_rows
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 from callreason.validation import filter_confident, validate_labeled
@@ -93,7 +94,7 @@ def pipeline_levels(data: pd.DataFrame, taxonomy: Taxonomy, params: dict[str, An
     for level in levels:
         summaries[level] = fit_level(level, train, val, taxonomy.labels[level], settings_from_params(params), work / level,
                                      work / "dvclive" / level, work / "scratch" / level)
-    write_label_encoders(taxonomy, work / "label_encoders")
+    RunFolder(work).write_label_encoders(taxonomy)
     predictor = HierarchicalPredictor.load(work, calibrated=False)
     predictor.fit_temperatures(val)
     return predictor.level_probs(test["summary"].tolist()), summaries

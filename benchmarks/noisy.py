@@ -47,13 +47,14 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
-from callreason.dataset import encode_dataset, write_label_encoders
+from callreason.dataset import encode_dataset
 from callreason.io import load_params, parse_yaml
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import Settings, settings_from_params
 from callreason.predict import HierarchicalPredictor
-from callreason.run import ALL_SIDES, fit_levels, suspect_call_ids, training_records, training_rows
+from callreason.run import ALL_SIDES, fit_levels, suspect_call_ids, training_rows
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import filter_confident, validate_labeled
 
@@ -181,7 +182,7 @@ def score_run(folder: Path, levels: tuple[str, ...], case: Case, val: pd.DataFra
     unless given, as ``evaluate`` does for a held-out run and ``refit`` replays for the final one)."""
     if levels != LEVELS:
         return one_level_scores(folder, levels[0], case.external, case.taxonomy), []
-    write_label_encoders(case.taxonomy, folder / "label_encoders")
+    RunFolder(folder).write_label_encoders(case.taxonomy)
     predictor = HierarchicalPredictor.load(folder, calibrated=False)
     if temperatures is None:
         predictor.fit_temperatures(val)
@@ -261,13 +262,13 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
     if refit:
         start = time.perf_counter()
         final_rows = training_rows(dataset, ALL_SIDES, suspect_call_ids(dataset, case.taxonomy, settings))
-        replays, final_temperatures, weights = training_records(work / "heldout", levels), temperatures, None
+        replays, final_temperatures, weights = RunFolder(work / "heldout").training_records(levels), temperatures, None
         if decision is not None and decision["promoted"]:
             from callreason.pseudo_labels import retrain_rows
 
             final_rows, _ = retrain_rows(final_rows, decision["pseudo"], case.taxonomy, settings.pseudo_label.weight,
                                          settings.train.confidence_weighting, gold_sides=ALL_SIDES)
-            replays, final_temperatures = training_records(work / "retrained", levels), decision["temperatures"]
+            replays, final_temperatures = RunFolder(work / "retrained").training_records(levels), decision["temperatures"]
             weights = final_rows["sample_weight"].to_numpy(np.float32)
         fit_levels(final_rows, val.iloc[:0], case.taxonomy, settings, work / "final", work / "scratch",
                    levels=levels, replays=replays, sample_weight=weights)

@@ -41,7 +41,8 @@ from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
 from callreason.relabel import apply_relabels, empty_relabeled, merge_answers
-from callreason.run import ALL_SIDES, fit_levels, training_records, training_rows
+from callreason.run import ALL_SIDES, fit_levels, training_rows
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.uncertainty import select_uncertain
 from callreason.validation import filter_confident, validate_labeled
@@ -69,7 +70,7 @@ def train_and_score(labeled: pd.DataFrame, taxonomy: Taxonomy, settings, level: 
     temperature = fit_temperature(predict_logits(heldout, heldout_tok, val["summary"].tolist()), val[f"{level}_id"].to_numpy())
     every = training_rows(data, ALL_SIDES)
     fit_levels(every, every.iloc[:0], taxonomy, settings, work / "final", work / "scratch", levels=(level,),
-               replays=training_records(work / "heldout", (level,)))
+               replays=RunFolder(work / "heldout").training_records((level,)))
     model, tokenizer = load_classifier(work / "final" / level)
     truth = taxonomy.ids(level, external[level].tolist())
     f1 = f1_score(truth, predict_logits(model, tokenizer, external["summary"].tolist()).argmax(1), average="macro")

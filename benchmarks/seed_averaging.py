@@ -26,7 +26,8 @@ from benchmarks.noisy import DATASETS, filtered_dataset, make_case
 from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
-from callreason.run import ALL_SIDES, fit_levels, training_records, training_rows
+from callreason.run import ALL_SIDES, fit_levels, training_rows
+from callreason.run_folder import RunFolder
 
 LEVEL = "level_3"
 
@@ -39,7 +40,7 @@ def final_log_proba(case, settings, seed: int, work: Path) -> np.ndarray:
     fit_levels(training_rows(dataset, ("train",)), val, case.taxonomy, seeded, work / "heldout", work / "scratch",
                levels=(LEVEL,))
     fit_levels(training_rows(dataset, ALL_SIDES), val.iloc[:0], case.taxonomy, seeded, work / "final",
-               work / "scratch", levels=(LEVEL,), replays=training_records(work / "heldout", (LEVEL,)))
+               work / "scratch", levels=(LEVEL,), replays=RunFolder(work / "heldout").training_records((LEVEL,)))
     model, tokenizer = load_classifier(work / "final" / LEVEL)
     return log_softmax(predict_logits(model, tokenizer, case.external["summary"].tolist()), axis=1)
 

@@ -41,7 +41,6 @@ from benchmarks.common import (
     split_dataset,
     timed,
 )
-from callreason.dataset import write_label_encoders
 from callreason.label_issues import find_label_issues
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
@@ -54,6 +53,7 @@ from callreason.pseudo_labels import (
     val_estimate,
 )
 from callreason.run import training_rows
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import fit_level
 from callreason.uncertainty import STRATEGIES, select_uncertain
@@ -139,7 +139,7 @@ def retrain_levels(data: pd.DataFrame, kept: pd.DataFrame, taxonomy: Taxonomy, p
     fits = {level: fit_level(level, rows, val, taxonomy.labels[level], settings_from_params(params), work / level,
                              work / "dvclive" / level, work / "scratch" / level, sample_weight=weights)
             for level in LEVELS}
-    write_label_encoders(taxonomy, work / "label_encoders")
+    RunFolder(work).write_label_encoders(taxonomy)
     predictor = HierarchicalPredictor.load(work, batch_size=int(params["evaluate"]["batch_size"]), calibrated=False)
     predictor.fit_temperatures(val)
     return predictor.level_probs(test["summary"].tolist()), {**counts, "levels": fits}

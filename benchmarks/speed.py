@@ -98,9 +98,9 @@ def hierarchy_inference_one(dataset: str) -> dict:
     """
     import torch
 
-    from callreason.dataset import write_label_encoders
     from callreason.modeling import build_classifier, save_classifier, transformer_layers
     from callreason.predict import HierarchicalPredictor
+    from callreason.run_folder import RunFolder
     from callreason.taxonomy import LEVELS
 
     params = default_params()
@@ -115,7 +115,7 @@ def hierarchy_inference_one(dataset: str) -> dict:
             for parameter in transformer_layers(model.encoder)[frozen:].parameters():
                 parameter.add_(1e-3 * torch.randn_like(parameter))
         save_classifier(model, tokenizer, work / level)
-    write_label_encoders(taxonomy, work / "label_encoders")
+    RunFolder(work).write_label_encoders(taxonomy)
     predictor = HierarchicalPredictor.load(work)
     shared_depth = predictor.shared_depth
     start = time.perf_counter()
@@ -136,10 +136,10 @@ def predict_memory_one(rows: int) -> dict:
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from callreason.dataset import write_label_encoders
     from callreason.demo import generate_demo_data
     from callreason.modeling import build_classifier, save_classifier
     from callreason.predict import HierarchicalPredictor, predict_parquet
+    from callreason.run_folder import RunFolder
     from callreason.taxonomy import LEVELS, Taxonomy
 
     work = Path(tempfile.mkdtemp())
@@ -154,7 +154,7 @@ def predict_memory_one(rows: int) -> dict:
     for level in LEVELS:
         model, tokenizer = build_classifier(str(work / "base"), taxonomy.labels[level], max_length=128)
         save_classifier(model, tokenizer, work / "models" / level)
-    write_label_encoders(taxonomy, work / "models" / "label_encoders")
+    RunFolder(work / "models").write_label_encoders(taxonomy)
     summaries = labeled["summary"].to_numpy()
     frame = pd.DataFrame({"call_id": [f"S{i}" for i in range(rows)], "summary": summaries[np.arange(rows) % len(summaries)]})
     frame.to_parquet(work / "in.parquet", index=False, row_group_size=20_000)

@@ -54,12 +54,13 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
 
     def main() -> None:
         from callreason.io import check_outputs
-        from callreason.predict import HierarchicalPredictor, inference_settings, open_parquet_input, predict_parquet
+        from callreason.predict import HierarchicalPredictor, open_parquet_input, predict_parquet
+        from callreason.run_folder import RunFolder
         from callreason.validation import dropped_line
 
         check_outputs({args.output: "file"}, [args.input, args.models])
         open_parquet_input(args.input)  # a bad input fails before the models are loaded
-        inference = inference_settings(args.models)
+        inference = RunFolder(args.models).inference_settings()
 
         predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference["batch_size"])
         counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, inference["max_summary_chars"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +45,6 @@ def encode_dataset(
                          "side; add labeled rows (several per level_3 class), lower filter.min_confidence or "
                          "split.min_rows_per_class in params.yaml")
     return data, report
-
-
-def write_label_encoders(taxonomy: Taxonomy, folder: Path) -> None:
-    """``level_N_classes.csv`` (column ``label``, row number = class id) and ``taxonomy.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for level in LEVELS:
-        pd.DataFrame({"label": taxonomy.labels[level]}).to_csv(folder / f"{level}_classes.csv", index=False)
-    (folder / "taxonomy.json").write_text(json.dumps(taxonomy.to_dict(), indent=2) + "\n")
 
 
 def load_dataset(path: str | Path) -> pd.DataFrame:

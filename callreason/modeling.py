@@ -27,6 +27,7 @@ from callreason.io import read_json
 from callreason.lexical import LexicalModel, blend_log_proba
 from callreason.neighbours import FILE as NEIGHBOURS_FILE
 from callreason.neighbours import NeighbourIndex, blend_neighbours
+from callreason.run_folder import DAMAGED
 
 EMBEDDED_MODEL = MINILM
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
@@ -349,7 +350,7 @@ def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[T
     folder = Path(folder)
     if not (folder / "classifier.json").exists():
         raise InputError(f"{folder}: not a trained model folder (no classifier.json); run `dvc repro` first")
-    fix = "the model folder is incomplete or damaged: write it again with `dvc repro` (or copy it again)"
+    fix = DAMAGED
     stored = read_json(folder / "classifier.json", "classifier config", fix)
     with loading(str(folder / "classifier.json"), fix):
         if not isinstance(stored, dict):

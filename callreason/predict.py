@@ -17,7 +17,7 @@ from callreason.calibration import calibrate, uncalibrated_report
 from callreason.distributed import device_name
 from callreason.errors import InputError
 from callreason.hierarchy import joint_decode, softmax
-from callreason.io import atomic_path, check_input_file, check_outputs, parquet_files, read_json
+from callreason.io import atomic_path, check_input_file, check_outputs, parquet_files
 from callreason.modeling import (
     TextClassifier,
     load_classifier,
@@ -25,10 +25,9 @@ from callreason.modeling import (
     run_batched_shared,
     shared_bottom_depth,
 )
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_prediction_input
-
-DAMAGED_RUN = "the model folder is incomplete or damaged: write it again with `dvc repro` (or copy it again)"
 
 PREDICTION_COLUMNS = ("call_id", *LEVELS, *(f"{lv}_prob" for lv in LEVELS), "path_prob")
 """Columns written by ``stages.predict``: a valid path, each level's marginal probability, the path's."""
@@ -50,26 +49,19 @@ class HierarchicalPredictor:
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
              taxonomy: Taxonomy | None = None) -> "HierarchicalPredictor":
-        """Load ``models_dir/level_N``, the taxonomy (``models_dir/label_encoders/taxonomy.json`` unless
-        given) and, if present and ``calibrated``, the temperatures in ``models_dir/calibration.json``."""
-        models_dir = Path(models_dir)
-        if taxonomy is None and not (models_dir / "label_encoders" / "taxonomy.json").is_file():
-            raise InputError(f"{models_dir}: no label_encoders/taxonomy.json; {DAMAGED_RUN}")
-        taxonomy = taxonomy or Taxonomy.load(models_dir / "label_encoders" / "taxonomy.json")
-        models = [load_classifier(models_dir / level, device_name()) for level in LEVELS]
+        """Load a run folder (:class:`callreason.run_folder.RunFolder`): its level models, its taxonomy (unless
+        given) and, if present and ``calibrated``, its temperatures."""
+        run = RunFolder(models_dir)
+        taxonomy = taxonomy or run.read_taxonomy()
+        models = [load_classifier(run.level(level), device_name()) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
             if model.classifier_config.labels != taxonomy.labels[level]:
-                raise InputError(f"{models_dir / level}: its labels differ from the taxonomy in "
-                                 f"{models_dir / 'label_encoders'}; retrain with `dvc repro`")
+                raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in "
+                                 f"{run.label_encoders}; retrain with `dvc repro`")
         temperatures = [1.0, 1.0, 1.0]
-        calibration = models_dir / "calibration.json"
-        if calibrated and calibration.exists():
-            fitted = (read_json(calibration, "calibration", DAMAGED_RUN) or {})
-            fitted = fitted.get("temperature") if isinstance(fitted, dict) else None
-            if not isinstance(fitted, dict) or not all(_is_positive(fitted.get(level)) for level in LEVELS):
-                raise InputError(f"{calibration}: expected {{\"temperature\": {{level_1: t, level_2: t, level_3: t}}}} "
-                                 f"with positive numbers; {DAMAGED_RUN}")
-            temperatures = [float(fitted[level]) for level in LEVELS]
+        if calibrated and run.has_calibration():
+            fitted = run.read_temperatures()
+            temperatures = [fitted[level] for level in LEVELS]
         return cls(taxonomy, models, temperatures, batch_size)
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
@@ -97,35 +89,6 @@ class HierarchicalPredictor:
     def predict_frame(self, call_ids: list[str], texts: list[str]) -> pd.DataFrame:
         """One row per text with the decoded path and its probabilities (``PREDICTION_COLUMNS``)."""
         return paths_frame(call_ids, self.level_probs(texts), self.taxonomy)
-
-
-def _is_positive(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def inference_settings(models_dir: str | Path) -> dict[str, int]:
-    """What ``predict`` needs of a run folder besides its models (``metadata.json`` ``inference``: the batch
-    size and the summary length limit); a missing, damaged or incomplete file is an ``InputError``."""
-    path = Path(models_dir) / "metadata.json"
-    if not Path(models_dir).exists():
-        raise InputError(f"{models_dir}: --models not found; give a run folder, e.g. models/final (written by "
-                         "`dvc repro`)")
-    if not Path(models_dir).is_dir():
-        raise InputError(f"{models_dir}: --models is not a folder; give a run folder, e.g. models/final "
-                         "(written by `dvc repro`)")
-    if not path.exists():
-        raise InputError(f"{models_dir}: not a model folder (no metadata.json); give --models, e.g. the "
-                         "models/final folder that `dvc repro` writes")
-    metadata = read_json(path, "model metadata", DAMAGED_RUN)
-    inference = metadata.get("inference") if isinstance(metadata, dict) else None
-    defaults = {"batch_size": 64, "max_summary_chars": 20_000}
-    if inference is None:
-        return defaults
-    if not isinstance(inference, dict) or not all(
-            isinstance(inference.get(k, 1), int) and inference.get(k, 1) >= 1 for k in defaults):
-        raise InputError(f"{path}: 'inference' must map batch_size and max_summary_chars to positive integers; "
-                         f"{DAMAGED_RUN}")
-    return {key: int(inference.get(key, value)) for key, value in defaults.items()}
 
 
 def paths_frame(call_ids: list[str], level_probs: list[np.ndarray], taxonomy: Taxonomy) -> pd.DataFrame:

@@ -17,7 +17,6 @@ through the unlabeled door under a model-made label.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 from pathlib import Path
@@ -81,23 +80,6 @@ def labeled_call_ids(prepared: pd.DataFrame, raw_labeled: pd.DataFrame, raw_sour
         raise InputError(f"{raw_source}: missing column 'call_id'")
     ids.update(normalized_call_ids(raw_labeled, raw_source))
     return ids
-
-
-def model_version(models_dir: str | Path, length: int = 12) -> str:
-    """Short sha256 over the files that decide the predictions: each level's weights
-    (``*.safetensors``) and ``classifier.json``, and ``calibration.json`` (temperatures)."""
-    models_dir = Path(models_dir)
-    digest = hashlib.sha256()
-    files = [f for level in LEVELS for f in sorted((models_dir / level).glob("*.safetensors"))]
-    files += [models_dir / level / "classifier.json" for level in LEVELS] + [models_dir / "calibration.json"]
-    for path in files:
-        if not path.exists():
-            continue
-        digest.update(str(path.relative_to(models_dir)).encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:length]
 
 
 # --------------------------------------------------------------------------- scoring

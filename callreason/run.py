@@ -10,10 +10,7 @@ The pipeline makes three runs (folders under ``models/``):
   was promoted), replaying the choices of the held-out run it follows. No choice is made on rows it
   trained on. ``predict``, ``pseudo_label`` and ``select_uncertain`` use it.
 
-A run folder holds ``level_1..3/`` (encoder, tokenizer, head, ``classifier.json``, ``training.json``, the
-TF-IDF companion and the neighbour index when they are on),
-``label_encoders/`` (``level_N_classes.csv``, ``taxonomy.json``), ``calibration.json`` (a temperature
-per level) and ``metadata.json`` (base model and revision, rows, what it was trained on).
+What a run folder holds, and the one place that reads and writes it: :mod:`callreason.run_folder`.
 """
 
 from __future__ import annotations
@@ -24,14 +21,12 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from callreason.dataset import write_label_encoders
-from callreason.errors import InputError
-from callreason.io import atomic_path, read_json, write_json
 from callreason.modeling import base_model_identity
 from callreason.params import Settings
+from callreason.run_folder import RunFolder
 from callreason.split import SIDES
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level, read_training_record
+from callreason.training import fit_level
 
 MODELS = Path("models")
 HELDOUT, RETRAINED, FINAL = MODELS / "heldout", MODELS / "retrained", MODELS / "final"
@@ -70,37 +65,19 @@ def fit_levels(rows: pd.DataFrame, val: pd.DataFrame, taxonomy: Taxonomy, settin
             for level in levels}
 
 
-def training_records(folder: Path, levels: Iterable[str] = LEVELS) -> dict[str, dict[str, Any]]:
-    """``training.json`` of each level model in a run folder."""
-    return {level: read_training_record(Path(folder) / level) for level in levels}
-
-
-def temperatures(folder: Path) -> dict[str, float]:
-    """The per-level temperatures of a run (``calibration.json``)."""
-    path = Path(folder) / "calibration.json"
-    fitted = read_json(path, "calibration", "the run folder is damaged: write it again with `dvc repro`")
-    try:
-        return {level: float(fitted["temperature"][level]) for level in LEVELS}
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{path}: expected {{\"temperature\": {{level_1: t, level_2: t, level_3: t}}}}; the run "
-                         "folder is damaged: write it again with `dvc repro`") from None
-
-
 def write_run_files(folder: Path, taxonomy: Taxonomy, settings: Settings, temperature: dict[str, float],
                     **facts: Any) -> None:
-    """The files that complete a run folder beside its level models: ``label_encoders/``,
+    """The files that complete a run folder beside its level models (:class:`RunFolder`): ``label_encoders/``,
     ``calibration.json`` and ``metadata.json`` (base model and revision, classes, what ``predict`` needs
     besides the models: its batch size and summary length limit, and ``facts``)."""
-    folder = Path(folder)
-    with atomic_path(folder / "label_encoders") as tmp:
-        write_label_encoders(taxonomy, tmp)
-    write_json({"temperature": {level: round(float(temperature[level]), 4) for level in LEVELS}},
-               folder / "calibration.json")
-    write_json({**base_model_identity(settings.model.base, settings.model.revision),
-                "classes": {level: len(taxonomy.labels[level]) for level in LEVELS},
-                "inference": {"batch_size": settings.evaluate.batch_size,
-                              "max_summary_chars": settings.data.max_summary_chars},
-                **facts}, folder / "metadata.json")
+    run = RunFolder(folder)
+    run.write_label_encoders(taxonomy)
+    run.write_calibration(temperature)
+    run.write_metadata({**base_model_identity(settings.model.base, settings.model.revision),
+                        "classes": {level: len(taxonomy.labels[level]) for level in LEVELS},
+                        "inference": {"batch_size": settings.evaluate.batch_size,
+                                      "max_summary_chars": settings.data.max_summary_chars},
+                        **facts})
 
 
 PROMOTION = MODELS / "promotion.json"

@@ -32,8 +32,7 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, Trai
 from transformers.trainer_utils import get_last_checkpoint
 
 from callreason.distributed import is_main_process
-from callreason.errors import InputError
-from callreason.io import atomic_path, read_json
+from callreason.io import atomic_path
 from callreason.lexical import LexicalModel, choose_blend_weight
 from callreason.modeling import (
     TextClassifier,
@@ -52,6 +51,7 @@ from callreason.modeling import (
 )
 from callreason.neighbours import NeighbourIndex
 from callreason.params import LevelSettings, Settings, TrainSettings
+from callreason.run_folder import write_training_record
 
 
 @dataclass(frozen=True)
@@ -529,21 +529,6 @@ def attach_neighbours(model: TextClassifier, tokenizer: PreTrainedTokenizerBase,
     model.classifier_config.knn_weight = weight
 
 
-TRAINING_RECORD = "training.json"
-"""In every level folder: how the model was trained (rows, epochs, the choices made on validation rows)."""
-
-
-def read_training_record(model_dir: Path) -> dict[str, Any]:
-    """The ``training.json`` :func:`fit_level` wrote into ``model_dir``."""
-    path = Path(model_dir) / TRAINING_RECORD
-    if not path.exists():
-        raise InputError(f"{model_dir}: no {TRAINING_RECORD}; retrain it with `dvc repro`")
-    record = read_json(path, "training record", "the model folder is incomplete or damaged: retrain it with `dvc repro`")
-    if not isinstance(record, dict):
-        raise InputError(f"{path}: expected a JSON object; the model folder is damaged: retrain it with `dvc repro`")
-    return record
-
-
 def fit_level(
     level: str,
     train_rows: pd.DataFrame,
@@ -610,6 +595,6 @@ def fit_level(
     if is_main_process():
         with atomic_path(model_dir) as tmp:
             save_classifier(model, tokenizer, tmp)
-            (tmp / TRAINING_RECORD).write_text(json.dumps(summary, indent=2) + "\n")
+            write_training_record(tmp, summary)
         shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are scratch once the model is saved
     return summary

@@ -19,13 +19,13 @@ from callreason.pseudo_labels import (
     POOL_LABEL_COLUMNS,
     SCORED_COLUMNS,
     labeled_call_ids,
-    model_version,
     score_unlabeled,
     select_pseudo_labels,
     val_estimate,
 )
 from callreason.relabel import read_relabeled
 from callreason.run import FINAL, HELDOUT, PROMOTED_PSEUDO, training_rows
+from callreason.run_folder import RunFolder
 from callreason.validation import dropped_line, validate_unlabeled
 
 DATASET = "data/prepared/dataset.parquet"
@@ -42,7 +42,7 @@ def main() -> None:
     rows, counts = validate_unlabeled(read_parquet(data_cfg.unlabeled, "unlabeled summaries"), data_cfg.unlabeled,
                                       labeled, data_cfg.max_summary_chars)
     predictor = HierarchicalPredictor.load(FINAL, batch_size=cfg.batch_size, calibrated=True)
-    version = model_version(FINAL)
+    version = RunFolder(FINAL).version()
     scored = score_unlabeled(predictor, rows, cfg.chunk_rows).assign(model_version=version)
     kept, selection = select_pseudo_labels(scored, {}, cfg.min_confidence, None)
     trained_on = set(read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels", "run `dvc repro retrain` first")["call_id"])

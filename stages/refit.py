@@ -25,10 +25,9 @@ from callreason.run import (
     PROMOTION,
     fit_levels,
     suspect_call_ids,
-    temperatures,
-    training_records,
     write_run_files,
 )
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
@@ -47,7 +46,8 @@ def main() -> None:
         replays, temperature, follows = promotion["replay"], promotion["temperature"], "models/retrained"
     else:
         pseudo, weight = promoted_pseudo.iloc[:0], 1.0
-        replays, temperature, follows = training_records(HELDOUT), temperatures(HELDOUT), str(HELDOUT)
+        heldout = RunFolder(HELDOUT)
+        replays, temperature, follows = heldout.training_records(), heldout.read_temperatures(), str(HELDOUT)
     rows, counts = retrain_rows(gold, pseudo, taxonomy, weight, settings.train.confidence_weighting,
                                 gold_sides=ALL_SIDES)
     fits = fit_levels(rows, rows.iloc[:0], taxonomy, settings, FINAL, Path(".scratch/final"),

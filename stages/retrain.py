@@ -22,7 +22,6 @@ from callreason.pseudo_labels import (
     PSEUDO_COLUMNS,
     empty_pseudo_labels,
     labeled_call_ids,
-    model_version,
     retrain_set,
     score_unlabeled,
 )
@@ -35,10 +34,10 @@ from callreason.run import (
     fit_levels,
     promotion_decision,
     suspect_call_ids,
-    training_records,
     training_rows,
     write_run_files,
 )
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import dropped_line, validate_unlabeled
 
@@ -55,7 +54,7 @@ def main() -> None:
     pool, pool_counts = validate_unlabeled(read_parquet(settings.data.unlabeled, "unlabeled summaries"), settings.data.unlabeled,
                                  labeled, settings.data.max_summary_chars)
     heldout = HierarchicalPredictor.load(HELDOUT, batch_size=cfg.batch_size, calibrated=True)
-    scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=model_version(HELDOUT))
+    scored = score_unlabeled(heldout, pool, cfg.chunk_rows).assign(model_version=RunFolder(HELDOUT).version())
     suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
     rows, pseudo, counts = retrain_set(data, scored, suspects, taxonomy, settings)
     val, test = training_rows(data, ("val",)), training_rows(data, ("test",))
@@ -81,7 +80,7 @@ def main() -> None:
     write_json({**counts, "promotion": decision, "levels": fits}, f"reports/{NAME}_fit.json")
     if decision["promoted"]:
         write_json({"promoted": True, "pseudo_weight": cfg.weight, "temperature": temperature,
-                    "replay": training_records(RETRAINED)}, PROMOTION)
+                    "replay": RunFolder(RETRAINED).training_records()}, PROMOTION)
         write_parquet(pseudo.loc[:, list(PSEUDO_COLUMNS)], PROMOTED_PSEUDO)
     else:  # constant outputs, so `refit` does not re-run when a run that was not promoted changes
         write_json({"promoted": False}, PROMOTION)

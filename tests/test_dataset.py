@@ -1,6 +1,7 @@
 import pandas as pd
 
-from callreason.dataset import DATASET_COLUMNS, encode_dataset, write_label_encoders
+from callreason.dataset import DATASET_COLUMNS, encode_dataset
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import Taxonomy
 from tests.conftest import SMALL_TAXONOMY, make_labeled_rows
 
@@ -19,10 +20,11 @@ def test_label_ids_come_from_the_taxonomy_not_the_data(small_taxonomy):
 
 
 def test_label_encoders_round_trip(tmp_path, small_taxonomy):
-    write_label_encoders(small_taxonomy, tmp_path)
+    run = RunFolder(tmp_path)
+    run.write_label_encoders(small_taxonomy)
     for level in ("level_1", "level_2", "level_3"):
-        assert pd.read_csv(tmp_path / f"{level}_classes.csv")["label"].tolist() == small_taxonomy.labels[level]
-    assert Taxonomy.load(tmp_path / "taxonomy.json").labels == Taxonomy.from_dict(SMALL_TAXONOMY).labels
+        assert pd.read_csv(run.label_encoders / f"{level}_classes.csv")["label"].tolist() == small_taxonomy.labels[level]
+    assert run.read_taxonomy().labels == Taxonomy.from_dict(SMALL_TAXONOMY).labels
 
 
 def test_taxonomy_ids_are_sorted_and_paths_valid(small_taxonomy):

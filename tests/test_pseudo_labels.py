@@ -23,13 +23,13 @@ from callreason.pseudo_labels import (
     assert_no_leakage,
     class_caps,
     labeled_call_ids,
-    model_version,
     precision_at_threshold,
     pseudo_training_rows,
     retrain_rows,
     score_paths,
     select_pseudo_labels,
 )
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 
 # labels: level_1 [a, b]; level_2 [a1, a2, b1]; level_3 [u, v, x, y, z]
@@ -160,12 +160,12 @@ def test_model_version_changes_with_weights(tmp_path):
         (tmp_path / level / "head.safetensors").write_bytes(b"head " + level.encode())
         (tmp_path / level / "classifier.json").write_text("{}")
     (tmp_path / "calibration.json").write_text('{"temperature": {}}')
-    first = model_version(tmp_path)
-    assert len(first) == 12 and first == model_version(tmp_path)
+    first = RunFolder(tmp_path).version()
+    assert len(first) == 12 and first == RunFolder(tmp_path).version()
     (tmp_path / "level_2" / "head.safetensors").write_bytes(b"retrained")
-    second = model_version(tmp_path)
+    second = RunFolder(tmp_path).version()
     (tmp_path / "calibration.json").write_text('{"temperature": {"level_1": 2}}')
-    assert len({first, second, model_version(tmp_path)}) == 3
+    assert len({first, second, RunFolder(tmp_path).version()}) == 3
 
 
 # --------------------------------------------------------------------------- retrain rows and leakage

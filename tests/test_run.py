@@ -10,7 +10,8 @@ import torch
 from callreason.dataset import encode_dataset
 from callreason.modeling import row_losses
 from callreason.params import settings_from_params
-from callreason.run import ALL_SIDES, fit_levels, promotion_decision, training_records, training_rows
+from callreason.run import ALL_SIDES, fit_levels, promotion_decision, training_rows
+from callreason.run_folder import RunFolder
 from tests.conftest import make_labeled_rows
 
 
@@ -50,13 +51,13 @@ def test_the_test_rows_change_no_choice_of_the_held_out_run_and_the_refit_sees_t
         suspects = suspect_call_ids(training_rows(frame, ("train", "val")), small_taxonomy, settings)
         fit_levels(training_rows(frame, ("train",), suspects), training_rows(frame, ("val",)), small_taxonomy,
                    settings, tmp_path / name, tmp_path / "scratch", levels=("level_3",))
-        record = training_records(tmp_path / name, ("level_3",))["level_3"]
+        record = RunFolder(tmp_path / name).training_records(("level_3",))["level_3"]
         weights = (tmp_path / name / "level_3" / "model.safetensors").read_bytes()
         return {k: record[k] for k in ("best_epoch", "lexical_weight", "max_length", "train_rows")}, weights
 
     assert heldout(data, "a") == heldout(relabeled, "b")
 
-    replays = training_records(tmp_path / "a", ("level_3",))
+    replays = RunFolder(tmp_path / "a").training_records(("level_3",))
     every_row = training_rows(data, ALL_SIDES)
     fit_levels(every_row, every_row.iloc[:0], small_taxonomy, settings, tmp_path / "final", tmp_path / "scratch",
                levels=("level_3",), replays=replays)
