@@ -31,7 +31,7 @@ from callreason.hierarchy import entropy, joint_decode, top2_margin
 from callreason.io import read_json
 from callreason.predict import paths_frame
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.validation import normalized_call_ids
+from callreason.validation import normalized_call_ids, validate_unlabeled
 
 if TYPE_CHECKING:
     from callreason.params import Settings
@@ -80,6 +80,14 @@ def labeled_call_ids(prepared: pd.DataFrame, raw_labeled: pd.DataFrame, raw_sour
         raise InputError(f"{raw_source}: missing column 'call_id'")
     ids.update(normalized_call_ids(raw_labeled, raw_source))
     return ids
+
+
+def unlabeled_pool(pool: pd.DataFrame, dataset: pd.DataFrame, labeled: pd.DataFrame, answered: Iterable[str],
+                   settings: Settings, sources: tuple[str, str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The usable pool rows, less every call_id that is labeled: in the prepared dataset, in the raw labeled
+    file (rows ``filter`` dropped too) or answered by the LLM. ``sources``: (labeled file, pool file)."""
+    known = labeled_call_ids(dataset, labeled, sources[0], answered)
+    return validate_unlabeled(pool, sources[1], known, settings.data.max_summary_chars)
 
 
 # --------------------------------------------------------------------------- scoring

@@ -1,12 +1,12 @@
 """encode: label ids from the taxonomy and the call_id split."""
 
-from callreason.dataset import encode_dataset
 from callreason.errors import run_stage
 from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
+from callreason.pipeline.encode import encode
 from callreason.taxonomy import Taxonomy
 
-DATASET = "data/prepared/dataset.parquet"
+FILTERED, DATASET = "data/filtered.parquet", "data/prepared/dataset.parquet"
 REPORT = "reports/encode.json"
 
 
@@ -14,10 +14,7 @@ def main() -> None:
     settings = load_settings()
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     split = settings.split
-    dataset, report = encode_dataset(
-        read_parquet("data/filtered.parquet", "filtered data", "run `dvc repro filter` first"), taxonomy,
-        split.test_fraction, split.val_fraction, settings.seed, split.min_rows_per_class,
-    )
+    dataset, report = encode(read_parquet(FILTERED, "filtered data", "run `dvc repro filter` first"), taxonomy, settings)
     write_parquet(dataset, DATASET)
     write_json(report, REPORT)
     rows = report["rows"]

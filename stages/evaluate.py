@@ -9,11 +9,12 @@ from pathlib import Path
 
 from callreason.dataset import load_dataset
 from callreason.errors import run_stage
-from callreason.evaluation import evaluate_run, headline_metrics, write_evaluation
+from callreason.evaluation import headline_metrics, write_evaluation
 from callreason.io import write_json
 from callreason.params import load_settings
-from callreason.predict import HierarchicalPredictor
+from callreason.pipeline.evaluate import evaluate_heldout
 from callreason.run import HELDOUT, training_rows, write_run_files
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 
 DATASET = "data/prepared/dataset.parquet"
@@ -23,10 +24,8 @@ def main() -> None:
     settings = load_settings()
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    predictor = HierarchicalPredictor.load(HELDOUT, batch_size=settings.evaluate.batch_size, calibrated=False,
-                                           taxonomy=taxonomy)
     train, val, test = (training_rows(data, (side,)) for side in ("train", "val", "test"))
-    evaluation = evaluate_run(predictor, test, val, median_confidence=float(data["confidence"].median()))
+    evaluation, _ = evaluate_heldout(data, taxonomy, settings, RunFolder(HELDOUT))
     write_evaluation(evaluation, taxonomy, "evaluate", Path("plots/evaluate"), Path("reports"),
                      Path("data/predictions/evaluate_test.parquet"))
     metrics = evaluation.details

@@ -10,9 +10,10 @@ leaves ``data/filtered.parquet`` (and so every model) as it was.
 from callreason.errors import InputError, run_stage
 from callreason.io import read_parquet, write_json, write_parquet
 from callreason.params import load_settings
-from callreason.relabel import apply_relabels, read_relabeled
+from callreason.pipeline.filter import select_confident
+from callreason.relabel import read_relabeled
 from callreason.taxonomy import Taxonomy
-from callreason.validation import dropped_line, filter_confident, validate_labeled, validate_unlabeled
+from callreason.validation import dropped_line, validate_labeled, validate_unlabeled
 
 FILTERED = "data/filtered.parquet"
 REPORT = "reports/filter.json"
@@ -45,15 +46,14 @@ def main() -> None:
         problems += exc.lines
     if problems:
         raise InputError(*problems)
-    checked, relabel_counts = apply_relabels(checked, answers)
-    kept, filter_counts = filter_confident(checked, settings.filter.min_confidence, source)
+    kept, kept_counts = select_confident(checked, answers, settings, source)
     write_parquet(kept, FILTERED)
-    write_json({**counts, **relabel_counts, **filter_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
+    write_json({**counts, **kept_counts, "rows_kept": len(kept), "unlabeled": pool_counts}, REPORT)
     answered = (f" and {answer_counts['rows_read']} answers from {settings.data.relabeled} ({dropped_line(answer_counts)}; "
-                f"{relabel_counts['relabeled_rows']} relabel rows, {relabel_counts['added_rows']} add rows)"
+                f"{kept_counts['relabeled_rows']} relabel rows, {kept_counts['added_rows']} add rows)"
                 if len(answers) else "")
     print(f"filter: read {counts['rows_read']} rows from {source}{answered}, kept {len(kept)} "
-          f"(confidence >= {settings.filter.min_confidence}), {dropped_line({**counts, **filter_counts})}; "
+          f"(confidence >= {settings.filter.min_confidence}), {dropped_line({**counts, **kept_counts})}; "
           f"{pool_counts['rows_out']} of {pool_counts['rows_read']} unlabeled summaries usable in {pool_source} "
           f"({dropped_line(pool_counts)}); details in {REPORT}")
 

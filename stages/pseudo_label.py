@@ -18,15 +18,15 @@ from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import (
     POOL_LABEL_COLUMNS,
     SCORED_COLUMNS,
-    labeled_call_ids,
     score_unlabeled,
     select_pseudo_labels,
+    unlabeled_pool,
     val_estimate,
 )
 from callreason.relabel import read_relabeled
 from callreason.run import FINAL, HELDOUT, PROMOTED_PSEUDO, training_rows
 from callreason.run_folder import RunFolder
-from callreason.validation import dropped_line, validate_unlabeled
+from callreason.validation import dropped_line
 
 DATASET = "data/prepared/dataset.parquet"
 PSEUDO, SCORED = "data/pseudo_labels.parquet", "data/unlabeled_scored.parquet"
@@ -37,10 +37,10 @@ def main() -> None:
     settings = load_settings()
     cfg, data_cfg = settings.pseudo_label, settings.data
     data = load_dataset(DATASET)
-    labeled = labeled_call_ids(data, read_parquet(data_cfg.labeled, "labeled data"), data_cfg.labeled,
-                               read_relabeled(data_cfg.relabeled)["call_id"])
-    rows, counts = validate_unlabeled(read_parquet(data_cfg.unlabeled, "unlabeled summaries"), data_cfg.unlabeled,
-                                      labeled, data_cfg.max_summary_chars)
+    rows, counts = unlabeled_pool(read_parquet(data_cfg.unlabeled, "unlabeled summaries"), data,
+                                  read_parquet(data_cfg.labeled, "labeled data"),
+                                  read_relabeled(data_cfg.relabeled)["call_id"], settings,
+                                  (data_cfg.labeled, data_cfg.unlabeled))
     predictor = HierarchicalPredictor.load(FINAL, batch_size=cfg.batch_size, calibrated=True)
     version = RunFolder(FINAL).version()
     scored = score_unlabeled(predictor, rows, cfg.chunk_rows).assign(model_version=version)

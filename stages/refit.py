@@ -9,22 +9,17 @@ its temperatures. Nothing is chosen on rows the models train on; the held-out es
 
 from pathlib import Path
 
-import numpy as np
-
 from callreason.dataset import load_dataset
 from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.io import read_json, read_parquet, write_json
 from callreason.params import load_settings
-from callreason.pseudo_labels import retrain_rows
+from callreason.pipeline.refit import refit
 from callreason.run import (
-    ALL_SIDES,
     FINAL,
     HELDOUT,
     PROMOTED_PSEUDO,
     PROMOTION,
-    fit_levels,
-    suspect_call_ids,
     write_run_files,
 )
 from callreason.run_folder import RunFolder
@@ -38,33 +33,23 @@ def main() -> None:
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
     promotion = read_json(PROMOTION, "the retrain decision", "run `dvc repro retrain` first")
-    suspects = suspect_call_ids(data, taxonomy, settings)
-    gold = data[~data["call_id"].isin(suspects)]
     promoted_pseudo = read_parquet(PROMOTED_PSEUDO, "promoted pseudo-labels", "run `dvc repro retrain` first")
-    if promotion["promoted"]:
-        pseudo, weight = promoted_pseudo, promotion["pseudo_weight"]
-        replays, temperature, follows = promotion["replay"], promotion["temperature"], "models/retrained"
-    else:
-        pseudo, weight = promoted_pseudo.iloc[:0], 1.0
-        heldout = RunFolder(HELDOUT)
-        replays, temperature, follows = heldout.training_records(), heldout.read_temperatures(), str(HELDOUT)
-    rows, counts = retrain_rows(gold, pseudo, taxonomy, weight, settings.train.confidence_weighting,
-                                gold_sides=ALL_SIDES)
-    fits = fit_levels(rows, rows.iloc[:0], taxonomy, settings, FINAL, Path(".scratch/final"),
-                      sample_weight=rows["sample_weight"].to_numpy(np.float32), replays=replays)
+    result = refit(data, taxonomy, settings, promotion, promoted_pseudo, RunFolder(HELDOUT), RunFolder(FINAL),
+                   Path(".scratch/final"))
     if not is_main_process():
         return
+    counts, fits = result.counts, result.fits
     estimate = "metrics/retrain.json" if promotion["promoted"] else "metrics/evaluate.json"
-    write_run_files(FINAL, taxonomy, settings, temperature, run="final",
+    write_run_files(FINAL, taxonomy, settings, result.temperature, run="final",
                     trained_on="every usable gold row (train + val + test)"
-                               + (" + the promoted pseudo-labels" if len(pseudo) else ""),
-                    follows=follows, held_out_estimate=estimate, gold_rows=counts["gold_rows"],
-                    pseudo_rows=counts["pseudo_rows"], suspect_rows_left_out=len(suspects),
+                               + (" + the promoted pseudo-labels" if counts["pseudo_rows"] else ""),
+                    follows=result.follows, held_out_estimate=estimate, gold_rows=counts["gold_rows"],
+                    pseudo_rows=counts["pseudo_rows"], suspect_rows_left_out=len(result.suspects),
                     epochs={level: fits[level]["epochs_run"] for level in LEVELS})
-    write_json({**counts, "follows": follows, "levels": fits}, "reports/refit.json")
+    write_json({**counts, "follows": result.follows, "levels": fits}, "reports/refit.json")
     epochs = ", ".join(f"{level} {fits[level]['epochs_run']:g}" for level in LEVELS)
-    print(f"refit: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows, choices of {follows} replayed "
-          f"(epochs: {epochs}); wrote {FINAL}/ (held-out estimate: {estimate})")
+    print(f"refit: {counts['gold_rows']} gold + {counts['pseudo_rows']} pseudo rows, choices of {result.follows} "
+          f"replayed (epochs: {epochs}); wrote {FINAL}/ (held-out estimate: {estimate})")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ from callreason.distributed import is_main_process
 from callreason.errors import run_stage
 from callreason.io import atomic_path, write_json
 from callreason.params import load_settings
+from callreason.pipeline.train import train_heldout
 from callreason.plots import plot_curves_png
-from callreason.run import HELDOUT, suspect_call_ids, training_rows
+from callreason.run import HELDOUT
+from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level
 
 DATASET = "data/prepared/dataset.parquet"
 
@@ -28,10 +29,9 @@ def main() -> None:
     settings = load_settings()
     taxonomy = Taxonomy.load(settings.data.taxonomy)
     data = load_dataset(DATASET)
-    suspects = suspect_call_ids(training_rows(data, ("train", "val")), taxonomy, settings)
-    summary = fit_level(level, training_rows(data, ("train",), suspects), training_rows(data, ("val",)),
-                        taxonomy.labels[level], settings, model_dir=HELDOUT / level, live_dir=Path("dvclive") / level,
-                        work_dir=Path(".scratch") / level)
+    fits, suspects = train_heldout(data, taxonomy, settings, RunFolder(HELDOUT), Path(".scratch"), Path("dvclive"),
+                                   levels=(level,))
+    summary = fits[level]
     if is_main_process():
         write_json({**summary, "suspect_rows_left_out": len(suspects)}, f"reports/train/{level}.json")
         with atomic_path(f"plots/train/{level}.png") as tmp:
