@@ -47,16 +47,24 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
-from callreason.dataset import encode_dataset
+from callreason.evaluation import headline_metrics
 from callreason.io import load_params, parse_yaml
 from callreason.metrics import evaluation_metrics
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import Settings, settings_from_params
+from callreason.pipeline.encode import encode
+from callreason.pipeline.evaluate import evaluate_heldout
+from callreason.pipeline.filter import select_confident
+from callreason.pipeline.refit import refit as run_refit
+from callreason.pipeline.retrain import promotion_record
+from callreason.pipeline.retrain import retrain as run_retrain
+from callreason.pipeline.train import train_heldout
 from callreason.predict import HierarchicalPredictor
-from callreason.run import ALL_SIDES, fit_levels, suspect_call_ids, training_rows
+from callreason.pseudo_labels import PSEUDO_COLUMNS, empty_pseudo_labels, unlabeled_pool
+from callreason.run import training_rows, write_run_files
 from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.validation import filter_confident, validate_labeled
+from callreason.validation import validate_labeled
 
 DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
@@ -176,120 +184,83 @@ def one_level_scores(folder: Path, level: str, true: pd.DataFrame, taxonomy: Tax
                     "accuracy": round(float(accuracy_score(labels, predicted)), 4)}}
 
 
-def score_run(folder: Path, levels: tuple[str, ...], case: Case, val: pd.DataFrame,
-              temperatures: list[float] | None = None) -> tuple[dict[str, Any], list[float]]:
-    """Scores of a run folder on the case's external gold rows, and its temperatures (fitted on ``val``
-    unless given, as ``evaluate`` does for a held-out run and ``refit`` replays for the final one)."""
+def final_scores_of(run: RunFolder, levels: tuple[str, ...], case: Case) -> dict[str, Any]:
+    """A completed run folder's scores on the case's external gold rows, with its own (rounded) temperatures,
+    as ``predict`` and ``pseudo_label`` use it; one level alone: that model's argmax."""
     if levels != LEVELS:
-        return one_level_scores(folder, levels[0], case.external, case.taxonomy), []
-    RunFolder(folder).write_label_encoders(case.taxonomy)
-    predictor = HierarchicalPredictor.load(folder, calibrated=False)
-    if temperatures is None:
-        predictor.fit_temperatures(val)
-    else:
-        predictor.temperatures = list(temperatures)
-    probs = predictor.level_probs(case.external["summary"].tolist())
-    return level_scores_of(case.external, case.taxonomy, probs), list(predictor.temperatures)
-
-
-def internal_test_scores(folder: Path, taxonomy: Taxonomy, test: pd.DataFrame, temperatures: list[float]) -> dict:
-    """A run's scores on the pipeline's own test split (the LLM's labels), as ``retrain`` compares them."""
-    predictor = HierarchicalPredictor.load(folder, calibrated=False, taxonomy=taxonomy)
-    predictor.temperatures = list(temperatures)
-    scores = level_scores_of(test, taxonomy, predictor.level_probs(test["summary"].tolist()))
-    return {**scores, "path": {"accuracy": scores["path_accuracy"]}}
-
-
-def retrain_and_decide(case: Case, settings: Settings, dataset: pd.DataFrame, suspects: set[str],
-                       temperatures: list[float], work: Path) -> dict[str, Any]:
-    """``retrain`` as the stage does it: the held-out run labels the pool, the capped confident rows join the
-    train split, the levels train again, and the run is promoted only if it beats the held-out run on the
-    test split. Returns the decision, the pseudo rows and the retrained run's temperatures."""
-    from callreason.pseudo_labels import retrain_set, score_unlabeled
-    from callreason.run import promotion_decision, write_run_files
-    from callreason.validation import validate_unlabeled
-
-    taxonomy, cfg = case.taxonomy, settings.pseudo_label
-    write_run_files(work / "heldout", taxonomy, settings, dict(zip(LEVELS, temperatures)))
-    predictor = HierarchicalPredictor.load(work / "heldout", batch_size=cfg.batch_size, calibrated=True)
-    pool, _ = validate_unlabeled(case.pool[["call_id", "summary"]], "pool", set(dataset["call_id"]),
-                                 settings.data.max_summary_chars)
-    scored = score_unlabeled(predictor, pool, cfg.chunk_rows, progress=False).assign(model_version="")
-    rows, pseudo, _ = retrain_set(dataset, scored, suspects, taxonomy, settings)
-    val, test = training_rows(dataset, ("val",)), training_rows(dataset, ("test",))
-    fit_levels(rows, val, taxonomy, settings, work / "retrained", work / "scratch",
-               sample_weight=rows["sample_weight"].to_numpy(np.float32))
-    retrained = HierarchicalPredictor.load(work / "retrained", calibrated=False, taxonomy=taxonomy)
-    retrained.fit_temperatures(val)
-    decision = promotion_decision(internal_test_scores(work / "heldout", taxonomy, test, temperatures),
-                                  internal_test_scores(work / "retrained", taxonomy, test, retrained.temperatures))
-    truth = pseudo.merge(case.pool, on="call_id", suffixes=("", "_gold"))
-    precision = float((truth["level_3"] == truth["level_3_gold"]).mean()) if len(truth) else None
-    return {**decision, "pseudo": pseudo, "temperatures": list(retrained.temperatures), "pseudo_rows": len(pseudo),
-            "pseudo_precision_vs_gold": None if precision is None else round(precision, 4)}
+        return one_level_scores(run.root, levels[0], case.external, case.taxonomy)
+    predictor = HierarchicalPredictor.load(run.root, calibrated=True)
+    return level_scores_of(case.external, case.taxonomy, predictor.level_probs(case.external["summary"].tolist()))
 
 
 def filtered_dataset(case: Case, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The case's labeled file through ``filter`` and ``encode`` as the stages run them: the rows the filter
-    keeps, and the dataset (label ids, split)."""
+    """The case's labeled file through ``filter`` and ``encode`` (:mod:`callreason.pipeline`): the rows the
+    filter keeps, and the dataset (label ids, split)."""
     source = f"{case.name}-draw{case.draw}"
     checked, _ = validate_labeled(case.labeled, case.taxonomy, source, settings.data.max_summary_chars)
-    kept, _ = filter_confident(checked, settings.filter.min_confidence, source)
-    split = settings.split
-    dataset, _ = encode_dataset(kept, case.taxonomy, split.test_fraction, split.val_fraction, settings.seed,
-                                split.min_rows_per_class)
+    kept, _ = select_confident(checked, checked.iloc[:0], settings, source)
+    dataset, _ = encode(kept, case.taxonomy, settings, source)
     return kept, dataset
 
 
 def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
                  refit: bool = True, retrain: bool = False) -> dict[str, Any]:
-    """filter -> encode -> held-out run [-> retrain, promoted only if better] -> refit, as the stages do; the
-    held-out and final runs scored on the external rows."""
+    """The stages' own functions (:mod:`callreason.pipeline`) in memory: filter -> encode -> train -> evaluate
+    [-> retrain, promoted only if better] -> refit, the held-out and final runs scored on the external rows.
+    One level alone (screening) skips evaluate and retrain and scores that model's argmax."""
+    taxonomy = case.taxonomy
     kept, dataset = filtered_dataset(case, settings)
-    val = training_rows(dataset, ("val",))
+    heldout, retrained, final = RunFolder(work / "heldout"), RunFolder(work / "retrained"), RunFolder(work / "final")
     start = time.perf_counter()
-    non_test = training_rows(dataset, ("train", "val"))
-    suspects = suspect_call_ids(non_test, case.taxonomy, settings)
-    heldout_rows = training_rows(dataset, ("train",), suspects)
-    heldout = fit_levels(heldout_rows, val, case.taxonomy, settings, work / "heldout", work / "scratch", levels=levels)
+    fits, suspects = train_heldout(dataset, taxonomy, settings, heldout, work / "scratch", levels=levels)
     heldout_seconds = time.perf_counter() - start
-    heldout_scores, temperatures = score_run(work / "heldout", levels, case, val)
-    final_scores, final_rows, refit_seconds, decision, retrain_seconds = None, heldout_rows.iloc[:0], 0.0, None, 0.0
-    if retrain and levels == LEVELS:
-        start = time.perf_counter()
-        decision = retrain_and_decide(case, settings, dataset, suspects, temperatures, work)
-        retrain_seconds = time.perf_counter() - start
+    if levels == LEVELS:
+        evaluation, predictor = evaluate_heldout(dataset, taxonomy, settings, heldout)
+        temperature = evaluation.details["calibration"]["temperature"]
+        heldout_scores = level_scores_of(case.external, taxonomy, predictor.level_probs(case.external["summary"].tolist()))
+    else:  # screening: the argmax of one level, no temperatures
+        evaluation, temperature = None, {level: 1.0 for level in LEVELS}
+        heldout_scores = one_level_scores(heldout.root, levels[0], case.external, taxonomy)
+    write_run_files(heldout.root, taxonomy, settings, temperature)
+    promotion, promoted_pseudo, decision = {"promoted": False}, empty_pseudo_labels(), None
+    start = time.perf_counter()
+    if retrain and evaluation is not None:
+        pool, _ = unlabeled_pool(case.pool[["call_id", "summary"]], dataset, case.labeled, [], settings,
+                                 (case.name, f"{case.name} pool"))
+        train, val = training_rows(dataset, ("train",)), training_rows(dataset, ("val",))
+        result = run_retrain(dataset, pool, taxonomy, settings, heldout,
+                             headline_metrics(evaluation.details, len(train), len(val)), retrained, work / "scratch")
+        promotion = promotion_record(result, retrained, settings)
+        if promotion["promoted"]:
+            promoted_pseudo = result.pseudo.loc[:, list(PSEUDO_COLUMNS)]
+        truth = result.pseudo.merge(case.pool, on="call_id", suffixes=("", "_gold"))
+        precision = float((truth["level_3"] == truth["level_3_gold"]).mean()) if len(truth) else None
+        decision = {**result.decision, "pseudo_rows": len(result.pseudo),
+                    "pseudo_precision_vs_gold": None if precision is None else round(precision, 4)}
+    final_scores, final_rows, final_wrong = None, 0, 0
     if refit:
-        start = time.perf_counter()
-        final_rows = training_rows(dataset, ALL_SIDES, suspect_call_ids(dataset, case.taxonomy, settings))
-        replays, final_temperatures, weights = RunFolder(work / "heldout").training_records(levels), temperatures, None
-        if decision is not None and decision["promoted"]:
-            from callreason.pseudo_labels import retrain_rows
-
-            final_rows, _ = retrain_rows(final_rows, decision["pseudo"], case.taxonomy, settings.pseudo_label.weight,
-                                         settings.train.confidence_weighting, gold_sides=ALL_SIDES)
-            replays, final_temperatures = RunFolder(work / "retrained").training_records(levels), decision["temperatures"]
-            weights = final_rows["sample_weight"].to_numpy(np.float32)
-        fit_levels(final_rows, val.iloc[:0], case.taxonomy, settings, work / "final", work / "scratch",
-                   levels=levels, replays=replays, sample_weight=weights)
-        refit_seconds = time.perf_counter() - start
-        final_scores, _ = score_run(work / "final", levels, case, val, temperatures=final_temperatures)
-    wrong_kept = kept["call_id"].isin(case.wrong)
+        fitted = run_refit(dataset, taxonomy, settings, promotion, promoted_pseudo, heldout, final, work / "scratch",
+                           levels=levels)
+        write_run_files(final.root, taxonomy, settings, fitted.temperature)
+        final_scores = final_scores_of(final, levels, case)
+        final_rows = fitted.counts["gold_rows"] + fitted.counts["pseudo_rows"]
+        final_wrong = int(dataset.loc[~dataset["call_id"].isin(fitted.suspects), "call_id"].isin(case.wrong).sum())
+    refit_seconds = time.perf_counter() - start
     return {
-        "rows_kept": len(kept), "rows_heldout_train": len(heldout_rows), "rows_final": len(final_rows),
-        "heldout": heldout_scores, "final": final_scores, "kept_wrong_share": round(float(wrong_kept.mean()), 4),
-        "final_wrong_share": round(float(final_rows["call_id"].isin(case.wrong).mean()), 4) if refit else None,
-        "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds + retrain_seconds, 1),
-        "retrain": None if decision is None else {k: v for k, v in decision.items() if k not in ("pseudo", "temperatures")},
-        "choices": {lv: {k: heldout[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
+        "rows_kept": len(kept), "rows_heldout_train": fits[levels[0]]["train_rows"], "rows_final": final_rows,
+        "heldout": heldout_scores, "final": final_scores,
+        "kept_wrong_share": round(float(kept["call_id"].isin(case.wrong).mean()), 4),
+        "final_wrong_share": round(final_wrong / final_rows, 4) if refit else None,
+        "heldout_seconds": round(heldout_seconds, 1), "refit_seconds": round(refit_seconds, 1),
+        "retrain": decision, "suspects_left_out": len(suspects),
+        "choices": {lv: {k: fits[lv].get(k) for k in ("best_epoch", "lexical_weight", "best_val_macro_f1")}
                    for lv in levels},
     }
 
 
 def baseline(case: Case, settings: Settings, levels: tuple[str, ...]) -> dict[str, Any]:
     """TF-IDF + logistic regression per level on every row the filter keeps, scored like the pipeline."""
-    checked, _ = validate_labeled(case.labeled, case.taxonomy, case.name, settings.data.max_summary_chars)
-    kept, _ = filter_confident(checked, settings.filter.min_confidence, case.name)
+    kept, _ = filtered_dataset(case, settings)
     for level in LEVELS:
         kept[f"{level}_id"] = case.taxonomy.ids(level, kept[level].tolist())
     start = time.perf_counter()

@@ -35,17 +35,21 @@ from benchmarks.common import ROOT, SHARED, append_jsonl
 from benchmarks.label_noise import llm_label_noise
 from benchmarks.noisy import make_case
 from callreason.calibration import fit_temperature
-from callreason.dataset import encode_dataset
 from callreason.hierarchy import entropy
 from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
+from callreason.pipeline.encode import encode
+from callreason.pipeline.filter import select_confident
+from callreason.pipeline.refit import refit
+from callreason.pipeline.train import train_heldout
+from callreason.pseudo_labels import empty_pseudo_labels
 from callreason.relabel import apply_relabels, empty_relabeled, merge_answers
-from callreason.run import ALL_SIDES, fit_levels, training_rows
+from callreason.run import training_rows, write_run_files
 from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.uncertainty import select_uncertain
-from callreason.validation import filter_confident, validate_labeled
+from callreason.validation import validate_labeled
 
 STRATEGIES = {"random-1": ("random", None), "random-2": ("random", None), "margin": ("margin", "level_2"),
               "margin-no-groups": ("margin", "none"), "entropy": ("entropy", "level_2"),
@@ -59,19 +63,17 @@ def train_and_score(labeled: pd.DataFrame, taxonomy: Taxonomy, settings, level: 
     from sklearn.metrics import f1_score
 
     checked, _ = validate_labeled(labeled, taxonomy, "labeled", settings.data.max_summary_chars)
-    kept, _ = filter_confident(checked, settings.filter.min_confidence, "labeled")
-    split = settings.split
-    data, _ = encode_dataset(kept, taxonomy, split.test_fraction, split.val_fraction, settings.seed,
-                             split.min_rows_per_class)
+    kept, _ = select_confident(checked, checked.iloc[:0], settings, "labeled")
+    data, _ = encode(kept, taxonomy, settings, "labeled")
     val = training_rows(data, ("val",))
-    fit_levels(training_rows(data, ("train",)), val, taxonomy, settings, work / "heldout", work / "scratch",
-               levels=(level,))
-    heldout, heldout_tok = load_classifier(work / "heldout" / level)
+    heldout_run, final = RunFolder(work / "heldout"), RunFolder(work / "final")
+    train_heldout(data, taxonomy, settings, heldout_run, work / "scratch", levels=(level,))
+    heldout, heldout_tok = load_classifier(heldout_run.level(level))
     temperature = fit_temperature(predict_logits(heldout, heldout_tok, val["summary"].tolist()), val[f"{level}_id"].to_numpy())
-    every = training_rows(data, ALL_SIDES)
-    fit_levels(every, every.iloc[:0], taxonomy, settings, work / "final", work / "scratch", levels=(level,),
-               replays=RunFolder(work / "heldout").training_records((level,)))
-    model, tokenizer = load_classifier(work / "final" / level)
+    write_run_files(heldout_run.root, taxonomy, settings, {lv: 1.0 for lv in LEVELS})  # one level: its own temperature
+    refit(data, taxonomy, settings, {"promoted": False}, empty_pseudo_labels(), heldout_run, final, work / "scratch",
+          levels=(level,))
+    model, tokenizer = load_classifier(final.level(level))
     truth = taxonomy.ids(level, external[level].tolist())
     f1 = f1_score(truth, predict_logits(model, tokenizer, external["summary"].tolist()).argmax(1), average="macro")
     probs = softmax(predict_logits(model, tokenizer, pool["summary"].tolist()) / temperature, axis=1)

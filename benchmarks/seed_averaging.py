@@ -26,22 +26,27 @@ from benchmarks.noisy import DATASETS, filtered_dataset, make_case
 from callreason.io import load_params
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import settings_from_params
-from callreason.run import ALL_SIDES, fit_levels, training_rows
+from callreason.pipeline.refit import refit
+from callreason.pipeline.train import train_heldout
+from callreason.pseudo_labels import empty_pseudo_labels
+from callreason.run import write_run_files
 from callreason.run_folder import RunFolder
+from callreason.taxonomy import LEVELS
 
 LEVEL = "level_3"
 
 
 def final_log_proba(case, settings, seed: int, work: Path) -> np.ndarray:
-    """Log-probabilities on ``case.external`` of the refit level_3 model trained with ``seed``."""
+    """Log-probabilities on ``case.external`` of the refit level_3 model trained with ``seed`` (the stages'
+    own train and refit functions, level_3 alone)."""
     _, dataset = filtered_dataset(case, settings)
     seeded = dataclasses.replace(settings, seed=seed)
-    val = training_rows(dataset, ("val",))
-    fit_levels(training_rows(dataset, ("train",)), val, case.taxonomy, seeded, work / "heldout", work / "scratch",
-               levels=(LEVEL,))
-    fit_levels(training_rows(dataset, ALL_SIDES), val.iloc[:0], case.taxonomy, seeded, work / "final",
-               work / "scratch", levels=(LEVEL,), replays=RunFolder(work / "heldout").training_records((LEVEL,)))
-    model, tokenizer = load_classifier(work / "final" / LEVEL)
+    heldout, final = RunFolder(work / "heldout"), RunFolder(work / "final")
+    train_heldout(dataset, case.taxonomy, seeded, heldout, work / "scratch", levels=(LEVEL,))
+    write_run_files(heldout.root, case.taxonomy, seeded, {level: 1.0 for level in LEVELS})  # argmax: no temperatures
+    refit(dataset, case.taxonomy, seeded, {"promoted": False}, empty_pseudo_labels(), heldout, final, work / "scratch",
+          levels=(LEVEL,))
+    model, tokenizer = load_classifier(final.level(LEVEL))
     return log_softmax(predict_logits(model, tokenizer, case.external["summary"].tolist()), axis=1)
 
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import os
+import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +72,36 @@ def tiny_params(tiny_model_dir) -> dict:
     params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
     params["train"].update({"frozen_layers": 0, "batch_size": 8})
     return params
+
+
+def run_entry_point(command: tuple[str, ...], cwd: Path) -> tuple[int, str, str]:
+    """Run ``python -m MODULE ARGS`` (or the ``callreason`` console script) in this process, in ``cwd``;
+    returns (exit code, stdout, stderr). An exception that escapes is what the user would see as a traceback:
+    the test fails with it."""
+    out, err = io.StringIO(), io.StringIO()
+    module, args = command[0], list(command[1:])
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [module, *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                if module == "callreason":
+                    from callreason.cli import main
+
+                    main(args)
+                else:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+    return code, out.getvalue(), err.getvalue()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """md5 of every file under ``root`` (bytecode caches aside), by relative path."""
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}

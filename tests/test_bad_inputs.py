@@ -5,13 +5,9 @@ the previous good outputs kept, no half-written output); on exit 0 only the decl
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -22,43 +18,10 @@ import pytest
 import yaml
 
 from tests.bad_inputs import CASES, NEW, OTHER_ROWS, UNLABELED, Case, readme_table
-from tests.conftest import SMALL_TAXONOMY, make_labeled_rows
+from tests.conftest import SMALL_TAXONOMY, make_labeled_rows, run_entry_point, tree_digest
 
 ROOT = Path(__file__).parents[1]
 PROGRESS_BAR = re.compile(r"\d+%\|.*\|")  # tqdm's bars (Hugging Face's "Loading weights"): not messages
-
-
-def run_entry_point(command: tuple[str, ...], cwd: Path) -> tuple[int, str, str]:
-    """Run ``python -m MODULE ARGS`` (or the ``callreason`` console script) in this process, in ``cwd``;
-    returns (exit code, stdout, stderr). An exception that escapes is what the user would see as a traceback:
-    the test fails with it."""
-    out, err = io.StringIO(), io.StringIO()
-    module, args = command[0], list(command[1:])
-    saved_argv, saved_cwd = sys.argv, os.getcwd()
-    code = 0
-    try:
-        os.chdir(cwd)
-        sys.argv = [module, *args]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                if module == "callreason":
-                    from callreason.cli import main
-
-                    main(args)
-                else:
-                    runpy.run_module(module, run_name="__main__", alter_sys=True)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = saved_argv
-        os.chdir(saved_cwd)
-    return code, out.getvalue(), err.getvalue()
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """md5 of every file under ``root`` (bytecode caches aside), by relative path."""
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
 
 
 @pytest.fixture(scope="module")

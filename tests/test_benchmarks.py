@@ -100,3 +100,41 @@ def test_simcse_adaptation_lowers_its_loss_and_keeps_a_loadable_encoder(tmp_path
     adapted = simcse_adapt(texts, str(tiny_model_dir), tmp_path / "adapted", epochs=20, lr=1e-3, batch_size=16)
     assert loss_of(adapted) < loss_of(tiny_model_dir)
     assert (adapted / "config.json").exists() and AutoTokenizer.from_pretrained(adapted).vocab == tokenizer.vocab
+
+
+def test_a_benchmark_draw_gives_what_the_stages_give_on_the_same_rows(tmp_path, small_case, fast_settings, tiny_params):
+    """benchmarks/noisy.py runs the stages' own functions: the stage scripts on a project made of the draw's
+    rows and the benchmark in memory ship the same final models (the same scores on the external rows) and
+    take the same retrain decision."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from benchmarks.noisy import final_scores_of
+    from callreason.run_folder import RunFolder
+    from tests.conftest import run_entry_point
+
+    params = {**tiny_params, "epochs": 1, "split": {**tiny_params["split"], "min_rows_per_class": 1},
+              "pseudo_label": {**tiny_params["pseudo_label"], "min_confidence": 0.01}}
+    assert settings_from_params(params) == fast_settings
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "taxonomy").mkdir()
+    shutil.copy(Path(__file__).parents[1] / "dvc.yaml", project / "dvc.yaml")
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / "taxonomy" / "taxonomy.json").write_text(json.dumps(small_case.taxonomy.to_dict()))
+    small_case.labeled.to_parquet(project / "data" / "phase2_labeled.parquet", index=False)
+    small_case.pool[["call_id", "summary"]].to_parquet(project / "data" / "unlabeled_summaries.parquet", index=False)
+    for command in (("stages.filter",), ("stages.encode",), *(("stages.train", "--level", lv) for lv in LEVELS),
+                    ("stages.evaluate",), ("stages.retrain",), ("stages.refit",)):
+        code, _, err = run_entry_point(command, project)
+        assert code == 0, f"{command}: {err[-2000:]}"
+    result = run_pipeline(small_case, fast_settings, tmp_path / "benchmark", LEVELS, refit=True, retrain=True)
+    assert final_scores_of(RunFolder(project / "models" / "final"), LEVELS, small_case) == result["final"]
+    retrain = json.loads((project / "metrics" / "retrain.json").read_text())
+    assert {k: retrain[k] for k in ("promoted", "level_3_macro_f1_gain", "path_accuracy_gain")} == \
+        {k: result["retrain"][k] for k in ("promoted", "level_3_macro_f1_gain", "path_accuracy_gain")}
+    assert json.loads((project / "reports" / "refit.json").read_text())["gold_rows"] + \
+        json.loads((project / "reports" / "refit.json").read_text())["pseudo_rows"] == result["rows_final"]
