@@ -105,3 +105,49 @@ def tree_digest(root: Path) -> dict[str, str]:
     """md5 of every file under ``root`` (bytecode caches aside), by relative path."""
     return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
             if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="session")
+def small_project(tmp_path_factory, tiny_model_dir) -> Path:
+    """A small working project: inputs, the outputs of filter and encode, a held-out and a final run folder
+    (tiny untrained models), and new summaries to predict."""
+    import json
+    import shutil
+
+    import yaml
+
+    from callreason.io import write_json
+    from callreason.modeling import build_classifier, save_classifier
+    from callreason.params import settings_from_params
+    from callreason.pseudo_labels import empty_pseudo_labels
+    from callreason.run import write_run_files
+    from callreason.taxonomy import LEVELS, Taxonomy
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(Path(__file__).parents[1] / "dvc.yaml", root / "dvc.yaml")
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
+    params["train"].update({"frozen_layers": 0, "batch_size": 8})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "taxonomy").mkdir()
+    (root / "taxonomy/taxonomy.json").write_text(json.dumps(SMALL_TAXONOMY, indent=2))
+    (root / "data").mkdir()
+    make_labeled_rows(60).to_parquet(root / "data/phase2_labeled.parquet", index=False)
+    pool = make_labeled_rows(30, seed=3)
+    pool = pool.assign(call_id=[f"U{i:04d}" for i in range(30)])[["call_id", "summary"]]
+    pool.to_parquet(root / "data/unlabeled_summaries.parquet")
+    pool.head(10).assign(call_id=[f"N{i:04d}" for i in range(10)]).to_parquet(root / "data/new_calls.parquet")
+    for module in ("stages.filter", "stages.encode"):
+        code, _, err = run_entry_point((module,), root)
+        assert code == 0, err
+    settings = settings_from_params(params)
+    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
+    for run in ("heldout", "final"):
+        for level in LEVELS:
+            model, tokenizer = build_classifier(str(tiny_model_dir), taxonomy.labels[level], pooling="mean",
+                                                max_length=32, level=level)
+            save_classifier(model, tokenizer, root / "models" / run / level)
+        write_run_files(root / "models" / run, taxonomy, settings, {level: 1.0 for level in LEVELS}, run=run)
+    write_json({"promoted": False}, root / "models/promotion.json")
+    empty_pseudo_labels().to_parquet(root / "data/promoted_pseudo_labels.parquet", index=False)
+    return root

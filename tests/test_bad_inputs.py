@@ -5,7 +5,6 @@ the previous good outputs kept, no half-written output); on exit 0 only the decl
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -15,59 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.bad_inputs import CASES, NEW, OTHER_ROWS, UNLABELED, Case, readme_table
-from tests.conftest import SMALL_TAXONOMY, make_labeled_rows, run_entry_point, tree_digest
+from tests.bad_inputs import CASES, NEW, OTHER_ROWS, Case, readme_table
+from tests.conftest import run_entry_point, tree_digest
 
 ROOT = Path(__file__).parents[1]
 PROGRESS_BAR = re.compile(r"\d+%\|.*\|")  # tqdm's bars (Hugging Face's "Loading weights"): not messages
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir) -> Path:
-    """A small working project: inputs, the outputs of filter and encode, a held-out and a final run folder
-    (tiny untrained models), and new summaries to predict."""
-    from callreason.io import write_json
-    from callreason.modeling import build_classifier, save_classifier
-    from callreason.params import settings_from_params
-    from callreason.pseudo_labels import empty_pseudo_labels
-    from callreason.run import write_run_files
-    from callreason.taxonomy import LEVELS, Taxonomy
-
-    root = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
-    params["train"].update({"frozen_layers": 0, "batch_size": 8})
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "taxonomy").mkdir()
-    (root / "taxonomy/taxonomy.json").write_text(json.dumps(SMALL_TAXONOMY, indent=2))
-    (root / "data").mkdir()
-    make_labeled_rows(60).to_parquet(root / "data/phase2_labeled.parquet", index=False)
-    pool = make_labeled_rows(30, seed=3)
-    pool.assign(call_id=[f"U{i:04d}" for i in range(30)])[["call_id", "summary"]].to_parquet(root / UNLABELED)
-    pool.head(10).assign(call_id=[f"N{i:04d}" for i in range(10)])[["call_id", "summary"]].to_parquet(root / NEW)
-    for module in ("stages.filter", "stages.encode"):
-        code, _, err = run_entry_point((module,), root)
-        assert code == 0, err
-    settings = settings_from_params(params)
-    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
-    for run in ("heldout", "final"):
-        for level in LEVELS:
-            model, tokenizer = build_classifier(str(tiny_model_dir), taxonomy.labels[level], pooling="mean",
-                                                max_length=32, level=level)
-            save_classifier(model, tokenizer, root / "models" / run / level)
-        write_run_files(root / "models" / run, taxonomy, settings, {level: 1.0 for level in LEVELS}, run=run)
-    write_json({"promoted": False}, root / "models/promotion.json")
-    empty_pseudo_labels().to_parquet(root / "data/promoted_pseudo_labels.parquet", index=False)
-    return root
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_a_malformed_input_is_one_clear_line_and_touches_nothing(case: Case, project, tmp_path):
+def test_a_malformed_input_is_one_clear_line_and_touches_nothing(case: Case, small_project, tmp_path):
     root = tmp_path / "project"
-    shutil.copytree(project, root)
+    shutil.copytree(small_project, root)
     case.setup(root)
     before = tree_digest(root)
     code, out, err = run_entry_point(case.command, root)
@@ -102,10 +60,10 @@ def test_the_readme_troubleshooting_table_is_the_catalogues():
         assert (ROOT / test_file).exists(), test_file
 
 
-def test_predict_run_as_a_process_refuses_a_folder_as_output_and_leaves_it_whole(project, tmp_path):
+def test_predict_run_as_a_process_refuses_a_folder_as_output_and_leaves_it_whole(small_project, tmp_path):
     """The console script itself, in a real process: ``--output data`` (a folder) used to delete it."""
     root = tmp_path / "project"
-    shutil.copytree(project, root)
+    shutil.copytree(small_project, root)
     before = tree_digest(root / "data")
     result = subprocess.run([sys.executable, "-m", "stages.predict", "--input", NEW, "--output", "data"], cwd=root,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -27,9 +27,11 @@ def test_label_encoders_round_trip(tmp_path, small_taxonomy):
     assert run.read_taxonomy().labels == Taxonomy.from_dict(SMALL_TAXONOMY).labels
 
 
-def test_taxonomy_ids_are_sorted_and_paths_valid(small_taxonomy):
+def test_taxonomy_ids_are_sorted_and_its_paths_are_exactly_the_files(small_taxonomy):
+    """Label ids are positions in each level's sorted labels; the paths are the file's leaves, no more."""
     assert small_taxonomy.labels["level_1"] == ["access", "billing"]
-    for l1, l2, l3 in small_taxonomy.paths:
-        assert small_taxonomy.is_valid_path(small_taxonomy.labels["level_1"][l1],
-                                            small_taxonomy.labels["level_2"][l2],
-                                            small_taxonomy.labels["level_3"][l3])
+    assert small_taxonomy.labels["level_3"] == ["double_charge", "late_fee", "locked_out", "password_reset", "refund"]
+    from_file = {(l1, l2, l3) for l1, branch in SMALL_TAXONOMY.items() for l2, leaves in branch.items() for l3 in leaves}
+    decoded = {tuple(small_taxonomy.labels[lv][i] for lv, i in zip(("level_1", "level_2", "level_3"), path))
+               for path in small_taxonomy.paths.tolist()}
+    assert decoded == from_file and len(small_taxonomy.paths) == len(from_file)
