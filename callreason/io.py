@@ -19,10 +19,6 @@ import yaml
 from callreason.errors import InputError
 
 
-def _kind(path: Path) -> str:
-    return "a folder" if path.is_dir() else "a file" if path.exists() else "missing"
-
-
 def check_input_file(path: str | Path, what: str = "file", fix: str = "check the path (relative to the repository root)",
                      folder_ok: bool = False) -> Path:
     """``path`` as a ``Path`` if it exists and is a file (or, with ``folder_ok``, a folder); else an ``InputError``."""
