@@ -46,7 +46,8 @@ def test_callreason_predict_writes_what_the_predictor_computes(trained_run, tmp_
     code, out, err = run_entry_point(("callreason", "predict", "--input", "new.parquet", "--output", "out.parquet",
                                       "--models", str(run), "--chunk-rows", "7"), tmp_path)
     assert code == 0, err
-    assert "read 33 rows from new.parquet, wrote 30 predictions to out.parquet; dropped 3 (3 call_id already predicted in an earlier chunk)" in out
+    assert ("read 33 rows from new.parquet, wrote 30 predictions to out.parquet; "
+            "dropped 3 (3 call_id already predicted in an earlier chunk)") in out
     written = pd.read_parquet(tmp_path / "out.parquet")
     assert list(written.columns) == list(PREDICTION_COLUMNS)
     assert written["call_id"].tolist() == new["call_id"].head(30).tolist()
