@@ -54,10 +54,15 @@ from callreason.params import LevelSettings, Settings, TrainSettings
 from callreason.run_folder import write_training_record
 
 
+INFERENCE_BATCH_RATIO = 4
+"""Rows per inference batch inside training, per training row of a batch."""
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """What one level's fine-tuning needs, from params.yaml (see :func:`fit_settings`): the ``train:`` section,
-    the level's learning rates, and the top-level ``epochs``/``seed`` and ``evaluate.batch_size``."""
+    the level's learning rates, the top-level ``epochs``/``seed``, and the batch size of the inference passes
+    inside training (frozen-layer cache, probe features, validation scores, neighbour index)."""
 
     epochs: int
     seed: int
@@ -67,8 +72,10 @@ class FitSettings:
 
 
 def fit_settings(settings: Settings, level: str) -> FitSettings:
-    """:class:`FitSettings` for ``level``."""
-    return FitSettings(epochs=settings.epochs, seed=settings.seed, eval_batch_size=settings.evaluate.batch_size,
+    """:class:`FitSettings` for ``level``. Inference inside training runs at ``INFERENCE_BATCH_RATIO`` x
+    ``train.batch_size`` (no gradients, so that fits wherever training does): training reads no ``evaluate:`` key."""
+    return FitSettings(epochs=settings.epochs, seed=settings.seed,
+                       eval_batch_size=INFERENCE_BATCH_RATIO * settings.train.batch_size,
                        train=settings.train, rates=settings.levels[level])
 
 

@@ -77,3 +77,19 @@ def test_rewrite_takes_each_stage_s_modules_from_its_own_cmd_and_keeps_data_deps
     assert yaml.safe_load(new)["stages"]["one"]["deps"] == ["stages/a.py", "callreason/x.py", "data/in.parquet"]
     assert yaml.safe_load(new)["stages"]["two"]["deps"] == ["stages/b.py"]
     assert changes == {"one": (["callreason/stale.py"], ["callreason/x.py"]), "two": (["callreason/x.py"], [])}
+
+
+def test_training_reads_no_evaluate_setting_so_an_inference_batch_size_retrains_nothing():
+    """The train stages do not list ``evaluate``, and what a level's training uses does not change with it."""
+    import dataclasses
+
+    from callreason.params import load_settings
+    from callreason.training import fit_settings
+
+    for level in ("level_1", "level_2", "level_3"):
+        assert not any(key.split(".")[0] == "evaluate" for key in STAGES[f"train_l{level[-1]}"]["params"])
+    settings = load_settings(ROOT / "params.yaml")
+    other = dataclasses.replace(settings, evaluate=dataclasses.replace(settings.evaluate, batch_size=7))
+    assert fit_settings(other, "level_1") == fit_settings(settings, "level_1")
+    bigger = dataclasses.replace(settings, train=dataclasses.replace(settings.train, batch_size=32))
+    assert fit_settings(bigger, "level_1").eval_batch_size == 128
