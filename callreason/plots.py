@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from callreason.taxonomy import LEVELS, Taxonomy
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def taxonomy_order(taxonomy: Taxonomy, level: str) -> tuple[list[str], list[int]]:
@@ -104,8 +107,9 @@ def top_confusion_rows(actual: Sequence[str], predicted: Sequence[str], top: int
     return [{"pair": f"{a} → {p}", "count": n} for a, p, n in confused_pairs(actual, predicted, top)]
 
 
-def plot_curves_png(curves: dict[str, list[dict]], path: Path, title: str) -> None:
-    """Training curves of each level: validation macro-F1 (left) and training loss (right) per epoch.
+def curves_figure(curves: dict[str, list[dict]], title: str) -> "Figure":
+    """Training curves of each level: validation macro-F1 (left axes) and training loss (right axes) per epoch,
+    one line per level on each (a level with no values of a kind has no line there).
 
     ``curves[level]``: rows ``{"epoch", "val_macro_f1", "train_loss"}``; epoch 0 is the linear probe.
     """
@@ -131,6 +135,11 @@ def plot_curves_png(curves: dict[str, list[dict]], path: Path, title: str) -> No
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_curves_png(curves: dict[str, list[dict]], path: Path, title: str) -> None:
+    """:func:`curves_figure` written as PNG to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
+    curves_figure(curves, title).savefig(path, format="png", dpi=110)

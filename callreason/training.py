@@ -53,7 +53,6 @@ from callreason.neighbours import NeighbourIndex
 from callreason.params import LevelSettings, Settings, TrainSettings
 from callreason.run_folder import write_training_record
 
-
 INFERENCE_BATCH_RATIO = 4
 """Rows per inference batch inside training, per training row of a batch."""
 

@@ -10,7 +10,14 @@ import pytest
 
 from callreason.error_report import error_report_markdown, suspect_labels_frame, suspected_label_errors
 from callreason.metrics import classification_report_dict, confusion_rows, evaluation_metrics, level_scores
-from callreason.plots import confused_pairs, plot_confusion_png, plot_curves_png, taxonomy_order, top_confusion_rows
+from callreason.plots import (
+    confused_pairs,
+    curves_figure,
+    plot_confusion_png,
+    plot_curves_png,
+    taxonomy_order,
+    top_confusion_rows,
+)
 from callreason.taxonomy import LEVELS, Taxonomy
 
 NESTED = {"a": {"a1": ["x", "y"], "a2": ["z"]}, "b": {"b1": ["u", "v"]}}
@@ -137,9 +144,18 @@ def test_top_confusion_rows_are_the_bar_chart_data():
     assert rows == [{"pair": "a → b", "count": 2}, {"pair": "b → a", "count": 1}]
 
 
-def test_curves_png_has_one_line_per_level_over_epochs(tmp_path):
-    curve = [{"epoch": 0, "train_loss": 2.0, "val_macro_f1": 0.5}, {"epoch": 1, "train_loss": 1.0, "val_macro_f1": 0.7}]
-    plot_curves_png({"level_1": curve, "level_3": curve}, tmp_path / "c.png", "curves")
+def test_curves_figure_has_one_line_per_level_over_epochs_on_each_axes(tmp_path):
+    curve = [{"epoch": 0, "train_loss": 2.0, "val_macro_f1": 0.5}, {"epoch": 1, "train_loss": 1.0, "val_macro_f1": 0.7},
+             {"epoch": 2, "train_loss": 0.8, "val_macro_f1": 0.65}]
+    refit = [{"epoch": 0, "train_loss": 1.5, "val_macro_f1": None}, {"epoch": 1, "train_loss": 0.9}]
+    fig = curves_figure({"level_1": curve, "level_3": curve[:2], "level_2": refit}, "curves")
+    f1_ax, loss_ax = fig.axes[:2]
+    assert [line.get_label() for line in f1_ax.lines] == ["level_1", "level_3"]  # level_2 has no validation F1
+    assert [line.get_label() for line in loss_ax.lines] == ["level_1", "level_3", "level_2"]
+    assert list(f1_ax.lines[0].get_xdata()) == [0, 1, 2] and list(f1_ax.lines[0].get_ydata()) == [0.5, 0.7, 0.65]
+    assert list(loss_ax.lines[2].get_ydata()) == [1.5, 0.9]
+    assert [t.get_text() for t in f1_ax.get_legend().get_texts()] == ["level_1", "level_3"]
+    plot_curves_png({"level_1": curve}, tmp_path / "c.png", "curves")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
