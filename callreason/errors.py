@@ -21,6 +21,13 @@ class InputError(Exception):
         super().__init__("\n".join(self.lines))
 
 
+def cause(exc: BaseException, limit: int = 120) -> str:
+    """``<Type>: <message>`` of a library exception on one line (whitespace collapsed), at most ``limit``
+    characters of message: the part in parentheses of an :class:`InputError` line."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message[:limit]}" if message else type(exc).__name__
+
+
 class Problems:
     """The problems found in one input ``source``; :meth:`raise_if_any` reports them all at once."""
 

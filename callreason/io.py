@@ -16,7 +16,7 @@ import pyarrow.lib
 import pyarrow.parquet
 import yaml
 
-from callreason.errors import InputError
+from callreason.errors import InputError, cause
 
 
 def check_input_file(path: str | Path, what: str = "file", fix: str = "check the path (relative to the repository root)",
@@ -75,7 +75,7 @@ def read_parquet(path: str | Path, what: str = "file", fix: str = "put it there 
     try:
         return pd.read_parquet(path) if path.is_dir() else pd.read_parquet(files[0])
     except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable parquet file ({type(exc).__name__}: {str(exc)[:100]}); "
+        raise InputError(f"{path}: not a readable parquet file ({cause(exc, 100)}); "
                          "write it with pandas `df.to_parquet(path)`") from exc
 
 

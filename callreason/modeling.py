@@ -22,7 +22,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from callreason.base_models import MINILM, PACKAGED, packaged_model_path, packaged_model_version
-from callreason.errors import InputError
+from callreason.errors import InputError, cause
 from callreason.io import read_json
 from callreason.lexical import LexicalModel, blend_log_proba
 from callreason.neighbours import FILE as NEIGHBOURS_FILE
@@ -57,14 +57,13 @@ def resolve_base_model(base: str) -> str:
 @contextmanager
 def loading(what: str, fix: str) -> Iterator[None]:
     """Turn what Hugging Face / safetensors raise for a missing, incomplete or damaged model into one
-    ``InputError`` line: ``<what>: cannot be loaded (<the first line of the cause>); <fix>``."""
+    ``InputError`` line: ``<what>: cannot be loaded (<the cause on one line>); <fix>``."""
     try:
         yield
     except InputError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InputError(f"{what}: cannot be loaded ({type(exc).__name__}: {first}); {fix}") from None
+        raise InputError(f"{what}: cannot be loaded ({cause(exc, 160)}); {fix}") from None
 
 
 def base_model_identity(base: str, revision: str | None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from callreason.calibration import calibrate, uncalibrated_report
 from callreason.distributed import device_name
-from callreason.errors import InputError
+from callreason.errors import InputError, cause
 from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path, check_input_file, check_outputs, parquet_files
 from callreason.modeling import (
@@ -126,8 +126,8 @@ def open_parquet_input(path: str | Path) -> "ds.Dataset":
         dataset = ds.dataset([str(f) for f in files], format="parquet")
         rows = dataset.count_rows()
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable parquet file (or folder of them: {type(exc).__name__}: "
-                         f"{str(exc)[:100]}); write the files with `df.to_parquet(path)` and the same columns") from exc
+        raise InputError(f"{path}: not a readable parquet file (or folder of them: "
+                         f"{cause(exc, 100)}); write the files with `df.to_parquet(path)` and the same columns") from exc
     if rows == 0:
         raise InputError(f"{path}: no rows, nothing to predict")
     return dataset
@@ -150,7 +150,7 @@ def _chunks(dataset, chunk_rows: int, source: str):
             return
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{source}: rows from {first}: a file of the input cannot be read with the others "
-                             f"({type(exc).__name__}: {str(exc)[:120]}); give every file the same columns and "
+                             f"({cause(exc)}); give every file the same columns and "
                              "types (call_id, summary as text)") from None
         if batch.num_rows:
             yield first, batch.to_pandas()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from callreason.errors import InputError, Problems
+from callreason.errors import InputError, Problems, cause
 from callreason.io import atomic_path, check_input_file, read_parquet, read_text
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import LABELED_COLUMNS, clean_summary, normalize_call_id, validate_labeled
@@ -52,7 +52,7 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
         else:
             frame = pd.read_json(io.StringIO(text), lines=True, dtype={"call_id": str})
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: not a readable {suffix[1:]} file ({type(exc).__name__}: {str(exc)[:80]}); "
+        raise InputError(f"{path}: not a readable {suffix[1:]} file ({cause(exc, 80)}); "
                          "write one answer per row/line") from None
     if suffix == ".csv" and len(frame.columns) == 1:
         header = str(frame.columns[0])

@@ -232,3 +232,16 @@ def test_predict_help_answers_without_importing_torch():
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'pandas'))))")
     result = subprocess.run([sys.executable, "-c", "import json\n" + code], cwd=ROOT, capture_output=True, text=True)
     assert "--models" in result.stdout and json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_library_error_spread_over_lines_is_reported_as_one_line_naming_the_file():
+    """Library messages (Hugging Face, pyarrow) often span lines; each error stays one line that names the file."""
+    from callreason.errors import InputError
+    from callreason.modeling import loading
+
+    with pytest.raises(InputError) as caught:
+        with loading("models/final/level_1", "run `dvc repro refit`"):
+            raise OSError("Error no file named model.safetensors found in directory x.\n\n  Check the path\tand retry")
+    assert caught.value.lines == ["models/final/level_1: cannot be loaded (OSError: Error no file named "
+                                  "model.safetensors found in directory x. Check the path and retry); "
+                                  "run `dvc repro refit`"]
