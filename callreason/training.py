@@ -52,6 +52,7 @@ from callreason.modeling import (
 from callreason.neighbours import NeighbourIndex
 from callreason.params import LevelSettings, Settings, TrainSettings
 from callreason.run_folder import write_training_record
+from callreason.timing import PhaseTimer
 
 INFERENCE_BATCH_RATIO = 4
 """Rows per inference batch inside training, per training row of a batch."""
@@ -325,13 +326,18 @@ class EpochCurves(TrainerCallback):
 
 
 def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
-                settings: FitSettings, sample_weight: np.ndarray | None = None) -> TokenizedRows:
+                settings: FitSettings, sample_weight: np.ndarray | None = None,
+                timer: PhaseTimer | None = None) -> TokenizedRows:
     """``texts`` tokenized once; with frozen bottom layers (``settings.train.frozen_layers``) on an encoder that
-    supports it, their output is computed once here and training runs only the layers above."""
-    token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
+    supports it, their output is computed once here and training runs only the layers above. ``timer``
+    records the phases ``tokenize`` and ``frozen_bottom``."""
+    timer = timer or PhaseTimer()
+    with timer.phase("tokenize"):
+        token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
     frozen = min(settings.train.frozen_layers, len(transformer_layers(model.encoder)))
     if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
-        cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
+        with timer.phase("frozen_bottom"):
+            cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
         return TokenizedRows(token_ids, labels, sample_weight, cache, cached_depth=frozen)
     return TokenizedRows(token_ids, labels, sample_weight)
 
@@ -401,6 +407,7 @@ def train_classifier(
     live: Any = None,
     probe_weight: np.ndarray | None = None,
     logit_adjustment: np.ndarray | None = None,
+    timer: PhaseTimer | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
@@ -413,21 +420,25 @@ def train_classifier(
     The per-epoch curves (:class:`EpochCurves`, also logged to the DVCLive ``live`` if given) are in the
     summary under ``curve``. ``probe_weight``: row weights of the linear probe (default ``sample_weight``);
     ``logit_adjustment``: ``(k,)`` added to the logits in the training loss only (see :func:`class_balance`).
+    ``timer`` records the phases ``tokenize``, ``frozen_bottom``, ``probe`` (its features and fit, the
+    starting validation score and training loss) and ``fine_tune`` (the epochs with their validation passes).
     """
     torch.manual_seed(settings.seed)
-    train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight)
-    val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings)
+    timer = timer or PhaseTimer()
+    train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight, timer)
+    val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings, timer=timer)
     n_layers = len(transformer_layers(model.encoder))
     pad_id = tokenizer.pad_token_id
-    if settings.train.linear_probe:
-        features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
-        fit_linear_probe(model, features, train_labels, settings.train.probe_c, settings.seed,
-                         sample_weight if probe_weight is None else probe_weight)
-    if logit_adjustment is not None:
-        model.loss_offsets = torch.tensor(logit_adjustment, dtype=torch.float32)
-    start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
-    probe_f1 = start_f1 if len(val_set) else None
-    curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
+    with timer.phase("probe"):
+        if settings.train.linear_probe:
+            features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
+            fit_linear_probe(model, features, train_labels, settings.train.probe_c, settings.seed,
+                             sample_weight if probe_weight is None else probe_weight)
+        if logit_adjustment is not None:
+            model.loss_offsets = torch.tensor(logit_adjustment, dtype=torch.float32)
+        start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
+        probe_f1 = start_f1 if len(val_set) else None
+        curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
     summary = {"linear_probe_val_macro_f1": probe_f1, "best_val_macro_f1": probe_f1, "best_epoch": 0.0,
                "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
                "bf16": bf16_enabled(settings.train.bf16), "curve": curves.rows}
@@ -456,7 +467,8 @@ def train_classifier(
         optimizers=(make_optimizer(model, settings), None),
         callbacks=[selection, curves, *(callbacks or [])],
     )
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with timer.phase("fine_tune"):
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     model.loss_offsets = None
     for p in model.parameters():
         p.requires_grad = True
@@ -554,7 +566,8 @@ def fit_level(
     ``val_rows`` empty): no choice is made, the held-out run's are replayed (its max_length, its best epoch
     inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved
     into place when complete, so an interrupted run leaves the previous model intact. Returns the training
-    summary (also saved in the folder as ``training.json``).
+    summary (also saved in the folder as ``training.json``), with ``seconds`` per phase: ``load``, those of
+    :func:`train_classifier`, ``companions`` (neighbour index and TF-IDF companion) and ``save``.
     """
     from dvclive import Live
 
@@ -564,15 +577,18 @@ def fit_level(
     loss_weight, convex_weight, adjustment = class_balance(
         train_rows[f"{level}_id"].to_numpy(), len(labels), fit.train.class_balance, sample_weight)
     model_settings = settings.model
-    if replay is None:
-        tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
-        max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
-    else:
-        max_length = replay["max_length"]
-    model, tokenizer = build_classifier(
-        model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
-        revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level, loss=fit.train.loss,
-    )
+    timer = PhaseTimer()
+    with timer.phase("load"):
+        if replay is None:
+            tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
+            max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
+        else:
+            max_length = replay["max_length"]
+        model, tokenizer = build_classifier(
+            model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
+            revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level,
+            loss=fit.train.loss,
+        )
     depth = len(transformer_layers(model.encoder))
     if fit.train.frozen_layers > depth:
         print(f"{level}: train.frozen_layers {fit.train.frozen_layers} > the {depth} layers of {model_settings.base}: "
@@ -586,21 +602,22 @@ def fit_level(
         train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
         val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
         fit, work_dir, sample_weight=loss_weight, live=live, probe_weight=convex_weight, logit_adjustment=adjustment,
-        stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])),
+        stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])), timer=timer,
     )
-    if fit.train.knn_weight > 0:
-        attach_neighbours(model, tokenizer, train_rows, level, fit.train.knn_weight, fit.eval_batch_size)
-    if settings.train.lexical_blend:
-        weight = None if replay is None else replay.get("lexical_weight", 0.0)
-        summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
-                                                         convex_weight, weight)
+    with timer.phase("companions"):
+        if fit.train.knn_weight > 0:
+            attach_neighbours(model, tokenizer, train_rows, level, fit.train.knn_weight, fit.eval_batch_size)
+        if settings.train.lexical_blend:
+            weight = None if replay is None else replay.get("lexical_weight", 0.0)
+            summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
+                                                             convex_weight, weight)
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "knn_weight": fit.train.knn_weight,
                     "max_length": max_length, "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():
-        with atomic_path(model_dir) as tmp:
+        with timer.phase("save"), atomic_path(model_dir) as tmp:
             save_classifier(model, tokenizer, tmp)
-            write_training_record(tmp, summary)
+            write_training_record(tmp, {**summary, "seconds": timer.rounded()})
         shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are scratch once the model is saved
-    return summary
+    return {**summary, "seconds": timer.rounded()}

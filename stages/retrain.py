@@ -61,7 +61,8 @@ def main() -> None:
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
     write_json({"retrained": {**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in reversed(LEVELS)},
                               "path": {"accuracy": metrics["path"]["accuracy"]}}, **decision}, f"metrics/{NAME}.json")
-    write_json({**counts, "promotion": decision, "levels": result.fits}, f"reports/{NAME}_fit.json")
+    write_json({**counts, "promotion": decision, "seconds": result.seconds, "levels": result.fits},
+               f"reports/{NAME}_fit.json")
     write_json(promotion_record(result, run, settings), PROMOTION)
     # constant outputs when not promoted, so `refit` does not re-run when a run that was not promoted changes
     write_parquet(result.pseudo.loc[:, list(PSEUDO_COLUMNS)] if decision["promoted"] else empty_pseudo_labels(),

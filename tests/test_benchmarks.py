@@ -3,14 +3,18 @@ promotion and refit; seed_averaging.py's refit per seed; relabel_rounds.py's tra
 label noise that looks like an LLM's."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from benchmarks.label_noise import llm_label_noise
 from benchmarks.noisy import make_case, run_pipeline
 from callreason.params import settings_from_params
 from callreason.taxonomy import LEVELS
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +144,18 @@ def test_a_benchmark_draw_gives_what_the_stages_give_on_the_same_rows(tmp_path, 
         {k: result["retrain"][k] for k in ("promoted", "level_3_macro_f1_gain", "path_accuracy_gain")}
     assert json.loads((project / "reports" / "refit.json").read_text())["gold_rows"] + \
         json.loads((project / "reports" / "refit.json").read_text())["pseudo_rows"] == result["rows_final"]
+
+
+def test_the_profile_runs_each_stage_after_every_stage_whose_outputs_it_reads(tmp_path):
+    from benchmarks.profile_repro import stage_order
+
+    order = stage_order(ROOT / "dvc.yaml")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert sorted(order) == sorted(stages)
+    assert order.index("encode") < order.index("train_l1") < order.index("evaluate") < order.index("retrain")
+    assert order.index("retrain") < order.index("refit") < order.index("pseudo_label") < order.index("select_uncertain")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "b": {"cmd": "x", "deps": ["out_a/file"], "outs": ["out_b"]},
+        "a": {"cmd": "x", "deps": ["out_b"], "outs": ["out_a"]}}}))
+    with pytest.raises(SystemExit, match="circle"):
+        stage_order(tmp_path / "dvc.yaml")

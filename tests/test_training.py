@@ -33,6 +33,10 @@ def test_fit_level_trains_and_saves_a_loadable_model(tmp_path, tiny_params, smal
     assert (tmp_path / "live" / "metrics.json").exists()
     assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").glob("checkpoint-*"))
     json.dumps(summary)
+    # the profile's phases (tiny_params freeze no layers, so there is no frozen_bottom phase)
+    phases = summary["seconds"]
+    assert list(phases) == ["load", "tokenize", "probe", "fine_tune", "companions", "save"]
+    assert all(seconds >= 0 for seconds in phases.values()) and sum(phases.values()) > phases["fine_tune"] > 0
 
 
 def test_same_data_params_and_seed_give_identical_results(tmp_path, tiny_params, small_taxonomy):

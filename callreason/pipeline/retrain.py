@@ -17,12 +17,14 @@ from callreason.pseudo_labels import retrain_set, score_unlabeled
 from callreason.run import fit_levels, promotion_decision, suspect_call_ids, training_rows
 from callreason.run_folder import RunFolder
 from callreason.taxonomy import Taxonomy
+from callreason.timing import PhaseTimer
 
 
 @dataclass
 class Retrained:
     """What ``retrain`` found: the pool scored by the held-out run, the pseudo rows it added, the counts of
-    its training set, the level summaries, its evaluation on the test split and the promotion decision."""
+    its training set, the level summaries, its evaluation on the test split, the promotion decision and the
+    seconds of its phases (``score_pool``, ``train``, ``evaluate``)."""
 
     scored: pd.DataFrame
     pseudo: pd.DataFrame
@@ -30,6 +32,7 @@ class Retrained:
     fits: dict[str, dict]
     evaluation: Evaluation
     decision: dict[str, Any]
+    seconds: dict[str, float]
 
 
 def retrain(dataset: pd.DataFrame, pool: pd.DataFrame, taxonomy: Taxonomy, settings: Settings, heldout: RunFolder,
@@ -40,19 +43,24 @@ def retrain(dataset: pd.DataFrame, pool: pd.DataFrame, taxonomy: Taxonomy, setti
     the same test rows; promoted only if better than ``heldout_scores`` (the held-out run's scores). Under
     ``accelerate launch`` only the main process scores the run; the others return None after training."""
     cfg = settings.pseudo_label
-    predictor = HierarchicalPredictor.load(heldout.root, batch_size=cfg.batch_size, calibrated=True)
-    scored = score_unlabeled(predictor, pool, cfg.chunk_rows).assign(model_version=model_version)
+    timer = PhaseTimer()
+    with timer.phase("score_pool"):
+        predictor = HierarchicalPredictor.load(heldout.root, batch_size=cfg.batch_size, calibrated=True)
+        scored = score_unlabeled(predictor, pool, cfg.chunk_rows).assign(model_version=model_version)
     suspects = suspect_call_ids(training_rows(dataset, ("train", "val")), taxonomy, settings)
     rows, pseudo, counts = retrain_set(dataset, scored, suspects, taxonomy, settings)
     val, test = training_rows(dataset, ("val",)), training_rows(dataset, ("test",))
-    fits = fit_levels(rows, val, taxonomy, settings, run.root, work_root, live_root,
-                      sample_weight=rows["sample_weight"].to_numpy(np.float32))
+    with timer.phase("train"):
+        fits = fit_levels(rows, val, taxonomy, settings, run.root, work_root, live_root,
+                          sample_weight=rows["sample_weight"].to_numpy(np.float32))
     if not is_main_process():
         return None
-    retrained = HierarchicalPredictor.load(run.root, batch_size=settings.evaluate.batch_size, calibrated=False,
-                                           taxonomy=taxonomy)
-    evaluation = evaluate_run(retrained, test, val, median_confidence=float(dataset["confidence"].median()))
-    return Retrained(scored, pseudo, counts, fits, evaluation, promotion_decision(heldout_scores, evaluation.details))
+    with timer.phase("evaluate"):
+        retrained = HierarchicalPredictor.load(run.root, batch_size=settings.evaluate.batch_size, calibrated=False,
+                                               taxonomy=taxonomy)
+        evaluation = evaluate_run(retrained, test, val, median_confidence=float(dataset["confidence"].median()))
+    return Retrained(scored, pseudo, counts, fits, evaluation, promotion_decision(heldout_scores, evaluation.details),
+                     timer.rounded())
 
 
 def promotion_record(retrained: Retrained, run: RunFolder, settings: Settings) -> dict[str, Any]:
