@@ -9,7 +9,8 @@ A run folder holds:
 * ``label_encoders/``: ``level_N_classes.csv`` (column ``label``, row number = class id) and ``taxonomy.json``;
 * ``calibration.json``: ``{"temperature": {level_N: T}}``;
 * ``metadata.json``: base model and revision, classes, what ``predict`` needs besides the models
-  (``inference``: batch size, summary length limit) and what the run was trained on.
+  (``inference``: batch size, summary length limit) and what the run was trained on;
+* ``README.md``: the model card (:mod:`callreason.model_card`), for people.
 
 Everything ``predict`` needs is here, so a run folder can be copied and used without params.yaml.
 """
@@ -83,6 +84,10 @@ class RunFolder:
     def metadata_path(self) -> Path:
         return self.root / "metadata.json"
 
+    @property
+    def model_card_path(self) -> Path:
+        return self.root / "README.md"
+
     # ------------------------------------------------------------------ writing
 
     def write_label_encoders(self, taxonomy: Taxonomy) -> None:
@@ -101,6 +106,11 @@ class RunFolder:
     def write_metadata(self, metadata: dict[str, Any]) -> None:
         write_json(metadata, self.metadata_path)
 
+    def write_model_card(self, text: str) -> None:
+        """``README.md``: the model card (:func:`callreason.model_card.model_card`)."""
+        with atomic_path(self.model_card_path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
     # ------------------------------------------------------------------ reading
 
     def check_exists(self) -> None:
@@ -114,6 +124,13 @@ class RunFolder:
         if not self.metadata_path.exists():
             raise InputError(f"{self.root}: not a model folder (no metadata.json); give --models, e.g. the "
                              "models/final folder that `dvc repro` writes")
+
+    def read_metadata(self) -> dict[str, Any]:
+        """``metadata.json`` (a JSON object, else an ``InputError``)."""
+        metadata = read_json(self.metadata_path, "model metadata", DAMAGED)
+        if not isinstance(metadata, dict):
+            raise InputError(f"{self.metadata_path}: expected a JSON object; {DAMAGED}")
+        return metadata
 
     def read_taxonomy(self) -> Taxonomy:
         if not self.taxonomy_path.is_file():

@@ -611,7 +611,9 @@ def fit_level(
             weight = None if replay is None else replay.get("lexical_weight", 0.0)
             summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
                                                              convex_weight, weight)
+    class_ids = np.bincount(train_rows[f"{level}_id"].to_numpy(), minlength=len(labels))
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
+                    "class_rows": {label: int(n) for label, n in zip(labels, class_ids) if n},
                     "knn_weight": fit.train.knn_weight,
                     "max_length": max_length, "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})

@@ -2,7 +2,8 @@
 
 Temperatures are fitted on the validation slice. Writes ``metrics/evaluate.json`` (the honest estimate:
 these models never saw the test rows, and no choice was made on them), ``reports/evaluate.json`` (details),
-plots, the error report, test predictions, and ``models/heldout/{label_encoders,calibration.json,metadata.json}``.
+plots, the error report, test predictions, and ``models/heldout/{label_encoders,calibration.json,metadata.json,
+README.md}`` (README.md: the model card).
 """
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from callreason.dataset import load_dataset
 from callreason.errors import run_stage
 from callreason.evaluation import headline_metrics, write_evaluation
 from callreason.io import write_json
+from callreason.model_card import model_card
 from callreason.params import load_settings
 from callreason.pipeline.evaluate import evaluate_heldout
 from callreason.run import HELDOUT, training_rows, write_run_files
@@ -29,10 +31,13 @@ def main() -> None:
     write_evaluation(evaluation, taxonomy, "evaluate", Path("plots/evaluate"), Path("reports"),
                      Path("data/predictions/evaluate_test.parquet"))
     metrics = evaluation.details
-    write_json(headline_metrics(metrics, len(train), len(val)), "metrics/evaluate.json")
+    headline = headline_metrics(metrics, len(train), len(val))
+    write_json(headline, "metrics/evaluate.json")
     write_run_files(HELDOUT, taxonomy, settings, metrics["calibration"]["temperature"], run="heldout",
                     trained_on="the train split", choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/evaluate.json")
+    heldout = RunFolder(HELDOUT)
+    heldout.write_model_card(model_card(heldout, headline, "metrics/evaluate.json", settings.filter.min_confidence))
     scores = ", ".join(f"{level} {metrics[level]['macro_f1']:.3f}" for level in LEVELS)
     print(f"evaluate: held-out models on {metrics['rows']} test rows, macro-F1 {scores}, path accuracy "
           f"{metrics['path']['accuracy']:.3f}; wrote metrics/evaluate.json, plots/evaluate/, {HELDOUT}/")

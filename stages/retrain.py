@@ -13,6 +13,7 @@ from callreason.dataset import load_dataset
 from callreason.errors import run_stage
 from callreason.evaluation import write_evaluation
 from callreason.io import read_json, read_parquet, write_json, write_parquet
+from callreason.model_card import model_card
 from callreason.params import load_settings
 from callreason.pipeline.retrain import promotion_record, retrain
 from callreason.pseudo_labels import (
@@ -59,6 +60,7 @@ def main() -> None:
                     trained_on="the train split + pseudo-labels of the unlabeled pool",
                     choices_made_on=f"the validation slice ({len(val)} rows)",
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
+    run.write_model_card(model_card(run, result.scores, "reports/retrain.json", settings.filter.min_confidence))
     write_json({"retrained": {**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in reversed(LEVELS)},
                               "path": {"accuracy": metrics["path"]["accuracy"]}}, **decision}, f"metrics/{NAME}.json")
     write_json({**counts, "promotion": decision, "seconds": result.seconds, "levels": result.fits},

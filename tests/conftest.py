@@ -151,3 +151,27 @@ def small_project(tmp_path_factory, tiny_model_dir) -> Path:
     write_json({"promoted": False}, root / "models/promotion.json")
     empty_pseudo_labels().to_parquet(root / "data/promoted_pseudo_labels.parquet", index=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_model_dir):
+    """A complete run folder (three levels, label encoders, temperatures, metadata) trained on 80 rows with the tiny
+    BERT, and its taxonomy."""
+    import yaml
+
+    from callreason.dataset import encode_dataset
+    from callreason.params import settings_from_params
+    from callreason.run import fit_levels, training_rows, write_run_files
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["epochs"] = 1
+    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
+    params["train"].update({"frozen_layers": 0, "batch_size": 8})
+    settings = settings_from_params(params)
+    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
+    data, _ = encode_dataset(make_labeled_rows(80), taxonomy, 0.2, 0.15, 0, 1)
+    root = tmp_path_factory.mktemp("run")
+    fit_levels(training_rows(data, ("train",)), training_rows(data, ("val",)), taxonomy, settings, root / "run",
+               root / "scratch")
+    write_run_files(root / "run", taxonomy, settings, {"level_1": 0.9, "level_2": 1.1, "level_3": 1.3})
+    return root / "run", taxonomy

@@ -3,39 +3,12 @@ trained here with the tiny BERT: what it writes is what the predictor computes, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 
-from callreason.dataset import encode_dataset
-from callreason.params import settings_from_params
 from callreason.predict import PREDICTION_COLUMNS, HierarchicalPredictor
-from callreason.run import fit_levels, training_rows, write_run_files
 from callreason.taxonomy import LEVELS
 from tests.conftest import make_labeled_rows, run_entry_point
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_model_dir):
-    import yaml
-
-    from callreason.taxonomy import Taxonomy
-    from tests.conftest import SMALL_TAXONOMY
-
-    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    params["epochs"] = 1
-    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
-    params["train"].update({"frozen_layers": 0, "batch_size": 8})
-    settings = settings_from_params(params)
-    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
-    data, _ = encode_dataset(make_labeled_rows(80), taxonomy, 0.2, 0.15, 0, 1)
-    root = tmp_path_factory.mktemp("run")
-    fit_levels(training_rows(data, ("train",)), training_rows(data, ("val",)), taxonomy, settings, root / "run",
-               root / "scratch")
-    write_run_files(root / "run", taxonomy, settings, {"level_1": 0.9, "level_2": 1.1, "level_3": 1.3})
-    return root / "run", taxonomy
 
 
 def test_callreason_predict_writes_what_the_predictor_computes(trained_run, tmp_path):

@@ -114,6 +114,28 @@ def test_repro_runs_every_stage_and_writes_declared_outputs(reproduced):
     assert len(pd.read_parquet(repo / "data/label_issues.parquet")) > 0
 
 
+def test_each_run_folder_has_a_model_card_quoting_its_held_out_scores(reproduced):
+    """``models/final/README.md`` quotes ``metrics/evaluate.json`` (or, when promoted, the retrained run's scores)."""
+    import yaml
+
+    repo = reproduced
+    promotion = json.loads((repo / "models/promotion.json").read_text())
+    heldout = json.loads((repo / "metrics/evaluate.json").read_text())
+    retrained = json.loads((repo / "metrics/retrain.json").read_text())["retrained"]
+    for run_folder in ("heldout", "retrained", "final"):
+        card = (repo / "models" / run_folder / "README.md").read_text(encoding="utf-8")
+        meta = yaml.safe_load(card.split("---\n")[1])
+        quoted = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+        expected = retrained if run_folder == "retrained" or (run_folder == "final" and promotion["promoted"]) else heldout
+        for level in ("level_1", "level_2", "level_3"):
+            assert quoted[f"{level} macro-F1"] == expected[level]["macro_f1"], (run_folder, level)
+        assert quoted["path accuracy"] == expected["path"]["accuracy"]
+        if expected is heldout:
+            assert quoted["level_3 expected calibration error"] == heldout["ece"]["level_3"]
+        assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        assert f"callreason predict --models models/{run_folder}" in card
+
+
 def test_what_the_user_sees_curves_one_macro_f1_and_few_metric_keys(reproduced):
     repo = reproduced
     for level in ("level_1", "level_2", "level_3"):

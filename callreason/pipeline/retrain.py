@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from callreason.distributed import is_main_process
-from callreason.evaluation import Evaluation, evaluate_run
+from callreason.evaluation import Evaluation, evaluate_run, headline_metrics
 from callreason.params import Settings
 from callreason.predict import HierarchicalPredictor
 from callreason.pseudo_labels import retrain_set, score_unlabeled
@@ -23,8 +23,9 @@ from callreason.timing import PhaseTimer
 @dataclass
 class Retrained:
     """What ``retrain`` found: the pool scored by the held-out run, the pseudo rows it added, the counts of
-    its training set, the level summaries, its evaluation on the test split, the promotion decision and the
-    seconds of its phases (``score_pool``, ``train``, ``evaluate``)."""
+    its training set, the level summaries, its evaluation on the test split, the promotion decision, its headline
+    scores (the shape of ``metrics/evaluate.json``: what its model card, and the final run's when it is promoted,
+    quote) and the seconds of its phases (``score_pool``, ``train``, ``evaluate``)."""
 
     scored: pd.DataFrame
     pseudo: pd.DataFrame
@@ -32,6 +33,7 @@ class Retrained:
     fits: dict[str, dict]
     evaluation: Evaluation
     decision: dict[str, Any]
+    scores: dict[str, Any]
     seconds: dict[str, float]
 
 
@@ -60,7 +62,7 @@ def retrain(dataset: pd.DataFrame, pool: pd.DataFrame, taxonomy: Taxonomy, setti
                                                taxonomy=taxonomy)
         evaluation = evaluate_run(retrained, test, val, median_confidence=float(dataset["confidence"].median()))
     return Retrained(scored, pseudo, counts, fits, evaluation, promotion_decision(heldout_scores, evaluation.details),
-                     timer.rounded())
+                     headline_metrics(evaluation.details, len(rows), len(val)), timer.rounded())
 
 
 def promotion_record(retrained: Retrained, run: RunFolder, settings: Settings) -> dict[str, Any]:
@@ -69,4 +71,4 @@ def promotion_record(retrained: Retrained, run: RunFolder, settings: Settings) -
         return {"promoted": False}
     return {"promoted": True, "pseudo_weight": settings.pseudo_label.weight,
             "temperature": retrained.evaluation.details["calibration"]["temperature"],
-            "replay": run.training_records()}
+            "replay": run.training_records(), "scores": retrained.scores}
