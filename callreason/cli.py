@@ -1,4 +1,5 @@
-"""The ``callreason`` command: ``callreason predict --input IN --output OUT [--models models/final]``.
+"""The ``callreason`` command: ``callreason predict --input IN --output OUT [--models models/final]`` and
+``callreason export --format onnx --output DIR [--models models/final] [--int8]``.
 
 Arguments are parsed before anything heavy is imported, so ``--help`` and argument errors answer at
 once. Everything the prediction needs (labels, taxonomy, temperatures, batch size, summary length limit)
@@ -45,6 +46,9 @@ def predict_parser(prog: str = "callreason predict") -> ArgumentParser:
                              "default: models/final, the shipped models")
     parser.add_argument("--chunk-rows", type=positive_int, default=20_000, help="rows read into memory at a time")
     parser.add_argument("--batch-size", type=positive_int, help="inference batch size (default: the model folder's)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                        help="torch, or onnx (ONNX Runtime, for a folder written by `callreason export --format "
+                             "onnx`); default auto: what the folder holds")
     return parser
 
 
@@ -62,12 +66,49 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
         open_parquet_input(args.input)  # a bad input fails before the models are loaded
         inference = RunFolder(args.models).inference_settings()
 
-        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference["batch_size"])
+        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference["batch_size"],
+                                               backend=args.backend)
         counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, inference["max_summary_chars"])
         print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
               f"predictions to {args.output}; {dropped_line(counts)}")
 
     run_stage("predict", main)
+
+
+EXPORT_HELP = """Export a run folder for serving.
+
+--format onnx writes a complete run folder whose three level models are ONNX graphs (encoder, pooling and
+head; the TF-IDF and neighbour companions, labels, temperatures and metadata are copied), for
+`callreason predict --models OUTPUT` on ONNX Runtime. --int8 quantizes the weights dynamically (smaller,
+faster on CPU; check its scores with benchmarks/onnx_speed.py). Needs `pip install -e .[onnx]`.
+"""
+
+
+def export_parser(prog: str = "callreason export") -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=EXPORT_HELP, formatter_class=RawDescriptionHelpFormatter)
+    parser.add_argument("--format", choices=["onnx"], required=True, help="onnx: ONNX Runtime on CPU")
+    parser.add_argument("--models", type=Path, default=Path("models/final"), help="the run folder to export")
+    parser.add_argument("--output", type=Path, required=True, help="the folder to write (new, or an earlier export)")
+    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the weights")
+    return parser
+
+
+def export(argv: list[str] | None = None, prog: str = "callreason export") -> None:
+    """Parse ``argv`` and export; problems are one line each and exit code 2."""
+    args = export_parser(prog).parse_args(argv)
+
+    def main() -> None:
+        from callreason.onnx_backend import export_run
+
+        result = export_run(args.models, args.output, int8=args.int8)
+        sizes = ", ".join(f"{level} {size / 1e6:.1f} MB" for level, size in result["levels"].items())
+        print(f"export: wrote {args.output}/ (ONNX{', int8' if args.int8 else ''}: {sizes}); predict with "
+              f"`callreason predict --models {args.output} --input IN --output OUT`")
+
+    run_stage("export", main)
+
+
+COMMANDS = {"predict": predict, "export": export}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,14 +117,15 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     parser = ArgumentParser(prog="callreason", description="Hierarchical call-reason classifiers.")
-    parser.add_argument("command", choices=["predict"], help="predict: label new summaries with a model folder")
+    parser.add_argument("command", choices=sorted(COMMANDS),
+                        help="predict: label new summaries with a model folder; export: a run folder as ONNX")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return
     command, rest = argv[0], argv[1:]
-    if command != "predict":
-        parser.error(f"unknown command {command!r} (choose from predict)")
-    predict(rest)
+    if command not in COMMANDS:
+        parser.error(f"unknown command {command!r} (choose from {', '.join(sorted(COMMANDS))})")
+    COMMANDS[command](rest)
 
 
 if __name__ == "__main__":

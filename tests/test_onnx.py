@@ -1,0 +1,103 @@
+"""The ONNX export and the ONNX Runtime backend of predict: the same paths as PyTorch, logits within float error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from callreason.errors import InputError
+from callreason.predict import PREDICTION_COLUMNS, HierarchicalPredictor
+from callreason.taxonomy import LEVELS
+from tests.conftest import make_labeled_rows, run_entry_point, tree_digest
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    from callreason.onnx_backend import export_run
+
+    run, taxonomy = trained_run
+    out = tmp_path_factory.mktemp("onnx")
+    export_run(run, out / "fp32")
+    export_run(run, out / "int8", int8=True)
+    return run, out / "fp32", out / "int8", taxonomy
+
+
+def test_onnx_gives_the_pytorch_paths_and_logits_within_float_error(exported):
+    run, fp32, _, _ = exported
+    texts = make_labeled_rows(40, seed=5)["summary"].tolist() + ["a", "x " * 200]  # a 1-word and a truncated text
+    torch_predictor, onnx_predictor = HierarchicalPredictor.load(run), HierarchicalPredictor.load(fp32)
+    assert onnx_predictor.onnx and not torch_predictor.onnx
+    assert onnx_predictor.temperatures == torch_predictor.temperatures
+    for a, b in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts)):
+        assert np.abs(a - b).max() < 1e-4
+    ids = [f"c{i}" for i in range(len(texts))]
+    expected, got = torch_predictor.predict_frame(ids, texts), onnx_predictor.predict_frame(ids, texts)
+    assert got[list(LEVELS)].equals(expected[list(LEVELS)])
+    np.testing.assert_allclose(got["path_prob"], expected["path_prob"], atol=1e-5)
+
+
+def test_the_export_is_a_complete_folder_without_the_pytorch_weights(exported):
+    run, fp32, int8, _ = exported
+    source = {p.relative_to(run) for p in run.rglob("*") if p.is_file()}
+    weights = {p for p in source if p.name in ("model.safetensors", "head.safetensors")}
+    assert len(weights) == 6 and any(p.name == "lexical.json" for p in source)
+    for folder in (fp32, int8):
+        written = {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
+        assert written == (source - weights) | {Path(level) / "model.onnx" for level in LEVELS}
+        for level in LEVELS:
+            assert (folder / level / "model.onnx").stat().st_size > 0
+    assert (int8 / "level_3" / "model.onnx").stat().st_size < (fp32 / "level_3" / "model.onnx").stat().st_size
+
+
+def test_int8_predicts_valid_paths_close_to_float(exported):
+    run, _, int8, taxonomy = exported
+    texts = make_labeled_rows(30, seed=6)["summary"].tolist()
+    ids = [f"c{i}" for i in range(len(texts))]
+    frame = HierarchicalPredictor.load(int8).predict_frame(ids, texts)
+    assert all(taxonomy.is_valid_path(*row) for row in frame[list(LEVELS)].itertuples(index=False))
+    reference = HierarchicalPredictor.load(run).predict_frame(ids, texts)
+    assert (frame["level_3"] == reference["level_3"]).mean() >= 0.8
+
+
+def test_callreason_export_and_predict_on_the_export(trained_run, exported, tmp_path):
+    run, fp32, _, _ = exported
+    new = make_labeled_rows(12, seed=8)[["call_id", "summary"]]
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    code, out, err = run_entry_point(("callreason", "export", "--format", "onnx", "--models", str(run), "--output",
+                                      "served"), tmp_path)
+    assert code == 0, err
+    assert "export: wrote served/ (ONNX: level_1" in out
+    code, out, err = run_entry_point(("callreason", "predict", "--models", "served", "--input", "new.parquet",
+                                      "--output", "out.parquet", "--backend", "onnx"), tmp_path)
+    assert code == 0, err
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(written.columns) == list(PREDICTION_COLUMNS) and len(written) == 12
+    expected = HierarchicalPredictor.load(run).predict_frame(new["call_id"].tolist(), new["summary"].tolist())
+    assert written[list(LEVELS)].equals(expected[list(LEVELS)])
+
+
+def test_export_refuses_a_folder_that_is_not_an_export_and_touches_nothing(trained_run, tmp_path):
+    from callreason.onnx_backend import export_run
+
+    run, _ = trained_run
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "calls.parquet").write_bytes(b"user data")
+    before = tree_digest(tmp_path)
+    with pytest.raises(InputError, match="not an ONNX export; give a new folder"):
+        export_run(run, tmp_path / "data")
+    with pytest.raises(InputError, match="lies inside the input"):
+        export_run(run, run / "onnx")
+    assert tree_digest(tmp_path) == before
+
+
+def test_the_backend_must_match_the_folder(trained_run, exported):
+    run, fp32, _, _ = exported
+    with pytest.raises(InputError, match="--backend onnx needs an ONNX export"):
+        HierarchicalPredictor.load(run, backend="onnx")
+    with pytest.raises(InputError, match="holds ONNX models only"):
+        HierarchicalPredictor.load(fp32, backend="torch")
