@@ -58,7 +58,8 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
 
     def main() -> None:
         from callreason.io import check_outputs
-        from callreason.predict import HierarchicalPredictor, open_parquet_input, predict_parquet
+        from callreason.onnx_backend import load_predictor
+        from callreason.predict import open_parquet_input, predict_parquet
         from callreason.run_folder import RunFolder
         from callreason.validation import dropped_line
 
@@ -66,8 +67,8 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
         open_parquet_input(args.input)  # a bad input fails before the models are loaded
         inference = RunFolder(args.models).inference_settings()
 
-        predictor = HierarchicalPredictor.load(args.models, batch_size=args.batch_size or inference["batch_size"],
-                                               backend=args.backend)
+        predictor = load_predictor(args.models, batch_size=args.batch_size or inference["batch_size"],
+                                   backend=args.backend)
         counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, inference["max_summary_chars"])
         print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
               f"predictions to {args.output}; {dropped_line(counts)}")

@@ -32,8 +32,9 @@ from callreason.modeling import (
     tokenize,
 )
 from callreason.neighbours import blend_neighbours
+from callreason.predict import HierarchicalPredictor
 from callreason.run_folder import RunFolder
-from callreason.taxonomy import LEVELS
+from callreason.taxonomy import LEVELS, Taxonomy
 
 ONNX_FILE = "model.onnx"
 FORMAT = "onnx"
@@ -168,3 +169,45 @@ class OnnxClassifier:
                                     config.knn_weight)
 
         return in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, len(config.labels))
+
+
+class OnnxPredictor(HierarchicalPredictor):
+    """:class:`HierarchicalPredictor` over an ONNX export: each level runs its own graph (no shared bottom)."""
+
+    def __post_init__(self):
+        self.shared_depth = 0
+
+    @classmethod
+    def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
+             taxonomy: Taxonomy | None = None) -> "OnnxPredictor":
+        """Load an ONNX export (see :func:`export_run`): its level sessions, taxonomy and temperatures."""
+        run = RunFolder(models_dir)
+        taxonomy = taxonomy or run.read_taxonomy()
+        models = [OnnxClassifier(run.level(level)) for level in LEVELS]
+        for level, model in zip(LEVELS, models):
+            if model.classifier_config.labels != taxonomy.labels[level]:
+                raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in {run.label_encoders}; "
+                                 "export the run folder again")
+        fitted = run.read_temperatures() if calibrated and run.has_calibration() else {}
+        return cls(taxonomy, [(m, m.tokenizer) for m in models], [fitted.get(level, 1.0) for level in LEVELS],
+                   batch_size)
+
+    def level_logits(self, texts: list[str]) -> list[np.ndarray]:
+        from callreason.modeling import predict_logits
+
+        return [predict_logits(m, tok, texts, transformer_logits=m.transformer_logits(texts, self.batch_size))
+                for m, tok in self.models]
+
+
+def load_predictor(models_dir: str | Path, batch_size: int = 64, backend: str = "auto") -> HierarchicalPredictor:
+    """The predictor of a run folder for ``backend``: ``torch``, ``onnx`` (a folder written by
+    ``callreason export --format onnx``, run on ONNX Runtime) or ``auto`` (what the folder holds)."""
+    root = Path(models_dir)
+    onnx = is_onnx_folder(root)
+    if backend == "onnx" and not onnx:
+        raise InputError(f"{root}: --backend onnx needs an ONNX export of the run folder; write one with "
+                         f"`callreason export --format onnx --models {root} --output {root}-onnx`")
+    if backend == "torch" and onnx:
+        raise InputError(f"{root}: holds ONNX models only (an export); use --backend onnx or give the PyTorch run "
+                         "folder it was exported from")
+    return (OnnxPredictor if onnx else HierarchicalPredictor).load(root, batch_size=batch_size)

@@ -42,34 +42,18 @@ class HierarchicalPredictor:
     temperatures: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     batch_size: int = 64
     shared_depth: int = field(init=False)  # bottom layers the three models share, run once per batch
-    onnx: bool = field(init=False)  # the models are ONNX Runtime sessions (callreason.onnx_backend)
 
     def __post_init__(self):
-        self.onnx = not all(isinstance(m, TextClassifier) for m, _ in self.models)
-        self.shared_depth = 0 if self.onnx else shared_bottom_depth([m for m, _ in self.models],
-                                                                    [tok for _, tok in self.models])
+        self.shared_depth = shared_bottom_depth([m for m, _ in self.models], [tok for _, tok in self.models])
 
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
-             taxonomy: Taxonomy | None = None, backend: str = "auto") -> "HierarchicalPredictor":
+             taxonomy: Taxonomy | None = None) -> "HierarchicalPredictor":
         """Load a run folder (:class:`callreason.run_folder.RunFolder`): its level models, its taxonomy (unless
-        given) and, if present and ``calibrated``, its temperatures. ``backend``: ``torch``, ``onnx`` (a folder
-        written by ``callreason export --format onnx``, run on ONNX Runtime) or ``auto`` (what the folder holds)."""
-        from callreason.onnx_backend import OnnxClassifier, is_onnx_folder
-
+        given) and, if present and ``calibrated``, its temperatures."""
         run = RunFolder(models_dir)
-        onnx = is_onnx_folder(run.root)
-        if backend == "onnx" and not onnx:
-            raise InputError(f"{run.root}: --backend onnx needs an ONNX export of the run folder; write one with "
-                             f"`callreason export --format onnx --models {run.root} --output {run.root}-onnx`")
-        if backend == "torch" and onnx:
-            raise InputError(f"{run.root}: holds ONNX models only (an export); use --backend onnx or give the "
-                             "PyTorch run folder it was exported from")
         taxonomy = taxonomy or run.read_taxonomy()
-        if onnx:
-            models = [(model, model.tokenizer) for model in (OnnxClassifier(run.level(level)) for level in LEVELS)]
-        else:
-            models = [load_classifier(run.level(level), device_name()) for level in LEVELS]
+        models = [load_classifier(run.level(level), device_name()) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
             if model.classifier_config.labels != taxonomy.labels[level]:
                 raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in "
@@ -82,9 +66,6 @@ class HierarchicalPredictor:
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         """Raw logits per level, ``[(n, k1), (n, k2), (n, k3)]``."""
-        if self.onnx:
-            return [predict_logits(m, tok, texts, transformer_logits=m.transformer_logits(texts, self.batch_size))
-                    for m, tok in self.models]
         if self.shared_depth == 0:
             return [predict_logits(m, tok, texts, self.batch_size) for m, tok in self.models]
         transformer = run_batched_shared([m for m, _ in self.models], self.models[0][1], texts, self.shared_depth,

@@ -14,6 +14,7 @@ from callreason.taxonomy import LEVELS
 from tests.conftest import make_labeled_rows, run_entry_point, tree_digest
 
 pytest.importorskip("onnxruntime")
+from callreason.onnx_backend import OnnxPredictor, load_predictor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,8 @@ def exported(trained_run, tmp_path_factory):
 def test_onnx_gives_the_pytorch_paths_and_logits_within_float_error(exported):
     run, fp32, _, _ = exported
     texts = make_labeled_rows(40, seed=5)["summary"].tolist() + ["a", "x " * 200]  # a 1-word and a truncated text
-    torch_predictor, onnx_predictor = HierarchicalPredictor.load(run), HierarchicalPredictor.load(fp32)
-    assert onnx_predictor.onnx and not torch_predictor.onnx
+    torch_predictor, onnx_predictor = load_predictor(run), load_predictor(fp32)
+    assert isinstance(onnx_predictor, OnnxPredictor) and not isinstance(torch_predictor, OnnxPredictor)
     assert onnx_predictor.temperatures == torch_predictor.temperatures
     for a, b in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts)):
         assert np.abs(a - b).max() < 1e-4
@@ -58,7 +59,7 @@ def test_int8_predicts_valid_paths_close_to_float(exported):
     run, _, int8, taxonomy = exported
     texts = make_labeled_rows(30, seed=6)["summary"].tolist()
     ids = [f"c{i}" for i in range(len(texts))]
-    frame = HierarchicalPredictor.load(int8).predict_frame(ids, texts)
+    frame = load_predictor(int8).predict_frame(ids, texts)
     assert all(taxonomy.is_valid_path(*row) for row in frame[list(LEVELS)].itertuples(index=False))
     reference = HierarchicalPredictor.load(run).predict_frame(ids, texts)
     assert (frame["level_3"] == reference["level_3"]).mean() >= 0.8
@@ -98,6 +99,6 @@ def test_export_refuses_a_folder_that_is_not_an_export_and_touches_nothing(train
 def test_the_backend_must_match_the_folder(trained_run, exported):
     run, fp32, _, _ = exported
     with pytest.raises(InputError, match="--backend onnx needs an ONNX export"):
-        HierarchicalPredictor.load(run, backend="onnx")
+        load_predictor(run, backend="onnx")
     with pytest.raises(InputError, match="holds ONNX models only"):
-        HierarchicalPredictor.load(fp32, backend="torch")
+        load_predictor(fp32, backend="torch")
