@@ -29,6 +29,8 @@ from callreason.modeling import (
     in_length_order,
     load_classifier,
     pad_batch,
+    run_bottom,
+    shared_bottom_depth,
     tokenize,
 )
 from callreason.neighbours import blend_neighbours
@@ -37,6 +39,7 @@ from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 
 ONNX_FILE = "model.onnx"
+BOTTOM_FILE = "shared_bottom.onnx"
 FORMAT = "onnx"
 WEIGHT_FILES = ("model.safetensors", "head.safetensors")
 """The PyTorch weights an export leaves out (the ONNX graph holds them)."""
@@ -53,15 +56,31 @@ def _onnxruntime():
 
 
 class LogitsAndPooled(nn.Module):
-    """What the ONNX graph computes: the head's logits and the pooled vector for padded token ids."""
+    """What a level's ONNX graph computes: the head's logits and the pooled vector, from padded token ids, or
+    (``start_layer`` > 0) from the output of the shared bottom (:class:`SharedBottom`)."""
 
-    def __init__(self, model: TextClassifier):
+    def __init__(self, model: TextClassifier, start_layer: int = 0):
         super().__init__()
-        self.model = model
+        self.model, self.start_layer = model, start_layer
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.model.pool(input_ids, attention_mask)
+    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.start_layer:
+            pooled = self.model.pool_from(inputs, attention_mask, self.start_layer)
+        else:
+            pooled = self.model.pool(inputs, attention_mask)
         return self.model.head(pooled), pooled
+
+
+class SharedBottom(nn.Module):
+    """The embeddings and the ``depth`` bottom layers the three levels share (frozen in training): run once per
+    batch for all levels, as the PyTorch predictor does."""
+
+    def __init__(self, model: TextClassifier, depth: int):
+        super().__init__()
+        self.model, self.depth = model, depth
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return run_bottom(self.model.encoder, input_ids, attention_mask, self.depth)
 
 
 def is_onnx_folder(folder: Path) -> bool:
@@ -70,22 +89,26 @@ def is_onnx_folder(folder: Path) -> bool:
     return run.metadata_path.exists() and run.read_metadata().get("format") == FORMAT
 
 
-def export_level(model: TextClassifier, target: Path, int8: bool) -> None:
-    """``model`` as ``target`` (an ONNX file with dynamic batch and sequence axes); ``int8``: dynamically
+def _sample_inputs(model: TextClassifier) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102, 0, 0], [101, 7592, 102, 0, 0, 0, 0, 0]])
+    ids = ids.clamp(max=model.encoder.config.vocab_size - 1)
+    return ids, (torch.arange(ids.shape[1])[None, :] < torch.tensor([[6], [3]])).long()
+
+
+def export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
+                 target: Path, int8: bool) -> None:
+    """``module`` as the ONNX file ``target`` with dynamic batch (and token) axes; ``int8``: dynamically
     quantized weights."""
     import warnings
 
-    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102, 0, 0], [101, 7592, 102, 0, 0, 0, 0, 0]])
-    ids = ids.clamp(max=model.encoder.config.vocab_size - 1)
-    mask = (torch.arange(ids.shape[1])[None, :] < torch.tensor([[6], [3]])).long()
+    (first, mask), (input_names, output_names) = inputs, names
+    axes = {input_names[0]: {0: "batch", 1: "tokens"}, input_names[1]: {0: "batch", 1: "tokens"}}
+    axes.update({name: ({0: "batch", 1: "tokens"} if name == "hidden" else {0: "batch"}) for name in output_names})
     plain = target.with_suffix(".fp32.onnx") if int8 else target
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic axes cover
-        torch.onnx.export(LogitsAndPooled(model).eval(), (ids, mask), str(plain),
-                          input_names=["input_ids", "attention_mask"], output_names=["logits", "pooled"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                                        "logits": {0: "batch"}, "pooled": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(module.eval(), (first, mask), str(plain), input_names=input_names, output_names=output_names,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -107,15 +130,26 @@ def export_run(models: Path, output: Path, int8: bool = False) -> dict[str, Any]
                          "path (nothing was written)")
     _onnxruntime()
     sizes = {}
+    loaded = [load_classifier(run.level(level)) for level in LEVELS]
+    depth = shared_bottom_depth([m for m, _ in loaded], [tok for _, tok in loaded])
     with atomic_path(output) as tmp:
         shutil.copytree(models, tmp, ignore=shutil.ignore_patterns(*WEIGHT_FILES, ".gitignore"))
-        for level in LEVELS:
-            model, _ = load_classifier(run.level(level))
-            export_level(model, tmp / level / ONNX_FILE, int8)
+        ids, mask = _sample_inputs(loaded[0][0])
+        with torch.inference_mode():
+            hidden = run_bottom(loaded[0][0].encoder, ids, mask, depth) if depth else None
+        if depth:
+            export_graph(SharedBottom(loaded[0][0], depth), (ids, mask), (["input_ids", "attention_mask"], ["hidden"]),
+                         tmp / BOTTOM_FILE, int8)
+            sizes["shared_bottom"] = (tmp / BOTTOM_FILE).stat().st_size
+        for level, (model, _) in zip(LEVELS, loaded):
+            first = "hidden" if depth else "input_ids"
+            export_graph(LogitsAndPooled(model, depth), (hidden if depth else ids, mask),
+                         ([first, "attention_mask"], ["logits", "pooled"]), tmp / level / ONNX_FILE, int8)
             sizes[level] = (tmp / level / ONNX_FILE).stat().st_size
         metadata = run.read_metadata()
         RunFolder(tmp).write_metadata({**metadata, "format": FORMAT, "exported_from": str(models),
-                                       "onnx": {"opset": OPSET, "quantization": "int8 dynamic" if int8 else "none"}})
+                                       "onnx": {"opset": OPSET, "quantization": "int8 dynamic" if int8 else "none",
+                                                "shared_bottom_layers": depth}})
         card = RunFolder(tmp).model_card_path
         if card.exists():
             note = (f"\n> ONNX export of `{models}` ({'int8 dynamic quantization' if int8 else 'float32'}): predict with "
@@ -156,23 +190,20 @@ class OnnxClassifier:
             self.neighbours = (NeighbourIndex.load(folder, len(self.classifier_config.labels))
                                if (folder / NEIGHBOURS_FILE).exists() else None)
 
-    def transformer_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """The logits :func:`callreason.modeling.run_batched` gives (head + neighbour vote), ``(n, k)``."""
-        token_ids = tokenize(self.tokenizer, texts, self.classifier_config.max_length)
-        config = self.classifier_config
-
-        def compute(index: np.ndarray) -> torch.Tensor:
-            batch = pad_batch([token_ids[i] for i in index], self.tokenizer.pad_token_id)
-            logits, pooled = self.session.run(None, {"input_ids": batch["input_ids"].numpy(),
-                                                     "attention_mask": batch["attention_mask"].numpy()})
-            return blend_neighbours(torch.from_numpy(logits), torch.from_numpy(pooled), self.neighbours,
-                                    config.knn_weight)
-
-        return in_length_order(np.array([len(t) for t in token_ids]), batch_size, compute, len(config.labels))
+    def outputs(self, inputs: np.ndarray, attention_mask: np.ndarray) -> torch.Tensor:
+        """The logits :func:`callreason.modeling.run_batched` gives (head + neighbour vote) for one padded batch:
+        ``inputs`` are token ids, or the shared bottom's output when the export has one."""
+        name = self.session.get_inputs()[0].name
+        logits, pooled = self.session.run(None, {name: inputs, "attention_mask": attention_mask})
+        return blend_neighbours(torch.from_numpy(logits), torch.from_numpy(pooled), self.neighbours,
+                                self.classifier_config.knn_weight)
 
 
 class OnnxPredictor(HierarchicalPredictor):
-    """:class:`HierarchicalPredictor` over an ONNX export: each level runs its own graph (no shared bottom)."""
+    """:class:`HierarchicalPredictor` over an ONNX export: the shared bottom graph (when the export has one) runs
+    once per batch, then each level's graph."""
+
+    bottom: Any = None  # an ONNX Runtime session of shared_bottom.onnx, or None
 
     def __post_init__(self):
         self.shared_depth = 0
@@ -180,7 +211,7 @@ class OnnxPredictor(HierarchicalPredictor):
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
              taxonomy: Taxonomy | None = None) -> "OnnxPredictor":
-        """Load an ONNX export (see :func:`export_run`): its level sessions, taxonomy and temperatures."""
+        """Load an ONNX export (see :func:`export_run`): its sessions, taxonomy and temperatures."""
         run = RunFolder(models_dir)
         taxonomy = taxonomy or run.read_taxonomy()
         models = [OnnxClassifier(run.level(level)) for level in LEVELS]
@@ -189,14 +220,35 @@ class OnnxPredictor(HierarchicalPredictor):
                 raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in {run.label_encoders}; "
                                  "export the run folder again")
         fitted = run.read_temperatures() if calibrated and run.has_calibration() else {}
-        return cls(taxonomy, [(m, m.tokenizer) for m in models], [fitted.get(level, 1.0) for level in LEVELS],
-                   batch_size)
+        predictor = cls(taxonomy, [(m, m.tokenizer) for m in models], [fitted.get(level, 1.0) for level in LEVELS],
+                        batch_size)
+        if (run.root / BOTTOM_FILE).exists():
+            ort = _onnxruntime()
+            predictor.bottom = ort.InferenceSession(str(run.root / BOTTOM_FILE), providers=["CPUExecutionProvider"])
+        return predictor
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         from callreason.modeling import predict_logits
 
-        return [predict_logits(m, tok, texts, transformer_logits=m.transformer_logits(texts, self.batch_size))
-                for m, tok in self.models]
+        groups = [self.models] if self.bottom is not None else [[model] for model in self.models]
+        transformer = [z for group in groups for z in self._transformer_logits(group, texts)]
+        return [predict_logits(m, tok, texts, transformer_logits=z) for (m, tok), z in zip(self.models, transformer)]
+
+    def _transformer_logits(self, models: list, texts: list[str]) -> list[np.ndarray]:
+        """Each of ``models``' transformer logits over length-sorted batches (the shared bottom run once per batch
+        when the export has one; then ``models`` are all three levels)."""
+        first, tokenizer = models[0]
+        token_ids = tokenize(tokenizer, texts, first.classifier_config.max_length)
+        widths = [len(m.classifier_config.labels) for m, _ in models]
+
+        def compute(index: np.ndarray) -> torch.Tensor:
+            batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id)
+            ids, mask = batch["input_ids"].numpy(), batch["attention_mask"].numpy()
+            inputs = ids if self.bottom is None else self.bottom.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            return torch.cat([m.outputs(inputs, mask) for m, _ in models], dim=1)
+
+        logits = in_length_order(np.array([len(t) for t in token_ids]), self.batch_size, compute, sum(widths))
+        return np.split(logits, np.cumsum(widths)[:-1], axis=1)
 
 
 def load_predictor(models_dir: str | Path, batch_size: int = 64, backend: str = "auto") -> HierarchicalPredictor:

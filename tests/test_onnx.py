@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,47 @@ def exported(trained_run, tmp_path_factory):
     return run, out / "fp32", out / "int8", taxonomy
 
 
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory, tiny_model_dir):
+    """A run whose three levels froze the embeddings and the first layer: the export has a shared bottom graph."""
+    import yaml
+
+    from callreason.dataset import encode_dataset
+    from callreason.onnx_backend import export_run
+    from callreason.params import settings_from_params
+    from callreason.run import fit_levels, training_rows, write_run_files
+    from callreason.taxonomy import Taxonomy
+    from tests.conftest import SMALL_TAXONOMY
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["epochs"] = 1
+    params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
+    params["train"].update({"frozen_layers": 1, "batch_size": 8})
+    taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
+    data, _ = encode_dataset(make_labeled_rows(80, seed=3), taxonomy, 0.2, 0.15, 0, 1)
+    root = tmp_path_factory.mktemp("frozen")
+    settings = settings_from_params(params)
+    fit_levels(training_rows(data, ("train",)), training_rows(data, ("val",)), taxonomy, settings, root / "run",
+               root / "scratch")
+    write_run_files(root / "run", taxonomy, settings, {"level_1": 1.2, "level_2": 0.8, "level_3": 1.1})
+    export_run(root / "run", root / "onnx")
+    return root / "run", root / "onnx"
+
+
+def test_a_shared_bottom_is_exported_once_and_gives_the_pytorch_logits(frozen_run):
+    run, onnx = frozen_run
+    texts = make_labeled_rows(40, seed=5)["summary"].tolist() + ["a", "x " * 200]
+    torch_predictor, onnx_predictor = load_predictor(run), load_predictor(onnx)
+    depth = json.loads((onnx / "metadata.json").read_text())["onnx"]["shared_bottom_layers"]
+    assert depth == torch_predictor.shared_depth >= 1  # at least the frozen layer (more if training kept the probe)
+    assert (onnx / "shared_bottom.onnx").exists() and onnx_predictor.bottom is not None
+    for a, b in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts)):
+        assert np.abs(a - b).max() < 1e-4
+    ids = [f"c{i}" for i in range(len(texts))]
+    assert onnx_predictor.predict_frame(ids, texts)[list(LEVELS)].equals(
+        torch_predictor.predict_frame(ids, texts)[list(LEVELS)])
+
+
 def test_onnx_gives_the_pytorch_paths_and_logits_within_float_error(exported):
     run, fp32, _, _ = exported
     texts = make_labeled_rows(40, seed=5)["summary"].tolist() + ["a", "x " * 200]  # a 1-word and a truncated text
@@ -49,10 +91,12 @@ def test_the_export_is_a_complete_folder_without_the_pytorch_weights(exported):
     assert len(weights) == 6 and any(p.name == "lexical.json" for p in source)
     for folder in (fp32, int8):
         written = {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
-        assert written == (source - weights) | {Path(level) / "model.onnx" for level in LEVELS}
+        shared = json.loads((folder / "metadata.json").read_text())["onnx"]["shared_bottom_layers"] > 0
+        assert written == ((source - weights) | {Path(level) / "model.onnx" for level in LEVELS}
+                           | ({Path("shared_bottom.onnx")} if shared else set()))
         for level in LEVELS:
             assert (folder / level / "model.onnx").stat().st_size > 0
-    assert (int8 / "level_3" / "model.onnx").stat().st_size < (fp32 / "level_3" / "model.onnx").stat().st_size
+    assert sum(p.stat().st_size for p in int8.rglob("*.onnx")) < sum(p.stat().st_size for p in fp32.rglob("*.onnx"))
 
 
 def test_int8_predicts_valid_paths_close_to_float(exported):
@@ -72,7 +116,7 @@ def test_callreason_export_and_predict_on_the_export(trained_run, exported, tmp_
     code, out, err = run_entry_point(("callreason", "export", "--format", "onnx", "--models", str(run), "--output",
                                       "served"), tmp_path)
     assert code == 0, err
-    assert "export: wrote served/ (ONNX: level_1" in out
+    assert "export: wrote served/ (ONNX: " in out and "level_3" in out
     code, out, err = run_entry_point(("callreason", "predict", "--models", "served", "--input", "new.parquet",
                                       "--output", "out.parquet", "--backend", "onnx"), tmp_path)
     assert code == 0, err
