@@ -135,7 +135,7 @@ def export_run(models: Path, output: Path, int8: bool = False) -> dict[str, Any]
     with atomic_path(output) as tmp:
         shutil.copytree(models, tmp, ignore=shutil.ignore_patterns(*WEIGHT_FILES, ".gitignore"))
         ids, mask = _sample_inputs(loaded[0][0])
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: the tracer cannot take inference tensors
             hidden = run_bottom(loaded[0][0].encoder, ids, mask, depth) if depth else None
         if depth:
             export_graph(SharedBottom(loaded[0][0], depth), (ids, mask), (["input_ids", "attention_mask"], ["hidden"]),
