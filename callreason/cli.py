@@ -80,8 +80,9 @@ EXPORT_HELP = """Export a run folder for serving.
 
 --format onnx writes a complete run folder whose three level models are ONNX graphs (encoder, pooling and
 head; the TF-IDF and neighbour companions, labels, temperatures and metadata are copied), for
-`callreason predict --models OUTPUT` on ONNX Runtime. --int8 quantizes the weights dynamically (smaller,
-faster on CPU; check its scores with benchmarks/onnx_speed.py). Needs `pip install -e .[onnx]`.
+`callreason predict --models OUTPUT` on ONNX Runtime. --int8 quantizes the weights dynamically (smaller;
+whether it is faster depends on the CPU: measure speed and scores with benchmarks/onnx_speed.py). Needs
+`pip install -e .[onnx]`.
 """
 
 
