@@ -164,7 +164,7 @@ class OnnxClassifier:
     """One level's exported model: an ONNX Runtime session over the encoder and head, with the level's
     ``classifier_config`` and companions (``lexical``, ``neighbours``) as :class:`TextClassifier` has them."""
 
-    def __init__(self, folder: Path, threads: int | None = None):
+    def __init__(self, folder: Path):
         from transformers import AutoTokenizer
 
         from callreason.io import read_json
@@ -178,11 +178,8 @@ class OnnxClassifier:
         folder = Path(folder)
         if not (folder / ONNX_FILE).exists():
             raise InputError(f"{folder}: no {ONNX_FILE}; {DAMAGED}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         with loading(str(folder), DAMAGED):
-            self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
             self.classifier_config = ClassifierConfig(**read_json(folder / "classifier.json", "classifier config",
                                                                   DAMAGED))
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
