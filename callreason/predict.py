@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -160,22 +161,32 @@ def _chunks(dataset, chunk_rows: int, source: str):
 MAX_PROBLEM_LINES = 20
 
 
-def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int) -> dict[str, str]:
+def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int) -> dict[str, int]:
     """Validate every chunk before anything is predicted, so all problems surface at once and a call_id
-    repeated in two chunks is caught. Returns the first summary hash per usable call_id (the row kept)."""
+    repeated in two chunks is caught. Returns what predicting it will count: ``rows_read``,
+    ``rows_predicted`` and each reason a row is left out (:data:`callreason.validation.DROP_REASONS`)."""
     lines: list[str] = []
     first_seen: dict[str, str] = {}
     ambiguous: list[str] = []
+    totals = {"rows_read": 0, "rows_predicted": 0, "dropped_duplicate_call_id": 0}
     for first, frame in _chunks(dataset, chunk_rows, source):
+        totals["rows_read"] += len(frame)
         try:
-            chunk, _ = validate_prediction_input(frame, source, max_chars)
+            chunk, counts = validate_prediction_input(frame, source, max_chars)
         except InputError as exc:
             where = f"rows {first}-{first + len(frame) - 1}: "
             lines += [line.replace(f"{source}: ", f"{source}: {where}", 1) for line in exc.lines]
             continue
+        for key, value in counts.items():
+            if key not in ("rows_read", "rows_out"):
+                totals[key] = totals.get(key, 0) + int(value)
         for call_id, summary in zip(chunk["call_id"], chunk["summary"]):
-            digest = hashlib.sha1(summary.encode()).hexdigest()
-            if first_seen.setdefault(call_id, digest) != digest and call_id not in ambiguous:
+            digest = hashlib.blake2b(summary.encode(), digest_size=8).digest()  # 8 bytes per call_id held
+            if call_id not in first_seen:
+                first_seen[call_id] = digest
+                continue
+            totals["dropped_duplicate_call_id"] += 1
+            if first_seen[call_id] != digest and call_id not in ambiguous:
                 ambiguous.append(call_id)
     if ambiguous:
         shown = ", ".join(repr(i) for i in ambiguous[:5]) + (f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else "")
@@ -187,7 +198,28 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
         raise InputError(*lines)
     if not first_seen:
         raise InputError(f"{source}: no row with a usable summary, nothing to predict")
-    return first_seen
+    totals["rows_predicted"] = len(first_seen)
+    return totals
+
+
+def write_unique_predictions(frames: Iterable[pd.DataFrame], output_path: str | Path, expected_rows: int) -> None:
+    """Write predicted ``frames`` (in input order) to ``output_path`` as one parquet file, keeping the first
+    row of each call_id; the file appears only when all ``expected_rows`` rows are written."""
+    written: set[str] = set()
+    with atomic_path(output_path) as tmp, tqdm(total=expected_rows, desc="predict", unit="row") as bar:
+        writer = None
+        for frame in frames:
+            frame = frame[~frame["call_id"].isin(written).to_numpy()]
+            if not len(frame):
+                continue
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            written.update(frame["call_id"])
+            bar.update(len(frame))
+        if writer is None or len(written) != expected_rows:
+            raise RuntimeError(f"predicted {len(written)} call_ids where the check counted {expected_rows}")
+        writer.close()
 
 
 def predict_parquet(
@@ -196,9 +228,9 @@ def predict_parquet(
 ) -> dict[str, int]:
     """Predict ``input_path`` (a parquet file or folder with ``call_id, summary``) into ``output_path``.
 
-    A first pass checks every chunk (all problems reported together, call_ids compared across chunks);
-    the second predicts chunk by chunk, one output row per call_id (a repeat with the same summary is
-    dropped and counted). Memory stays flat in the input size: one chunk is in memory at a time, and the
+    A first pass checks every chunk (all problems reported together, call_ids compared across chunks) and
+    counts; the second predicts chunk by chunk, one output row per call_id (a repeat with the same summary
+    is dropped and counted). Memory stays flat in the input size: one chunk is in memory at a time, and the
     output is written to a temporary file that replaces ``output_path`` only when complete.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
@@ -206,27 +238,13 @@ def predict_parquet(
     check_outputs({output_path: "file"}, [input_path])
     dataset = open_parquet_input(input_path)
     source = str(input_path)
-    check_prediction_input(dataset, source, chunk_rows, max_chars)
-    totals = {"rows_read": 0, "rows_predicted": 0, "dropped_duplicate_call_id": 0}
-    written: set[str] = set()
-    with atomic_path(output_path) as tmp, tqdm(total=dataset.count_rows(), desc="predict", unit="row") as bar:
-        writer = None
+    counts = check_prediction_input(dataset, source, chunk_rows, max_chars)
+
+    def predicted() -> Iterator[pd.DataFrame]:
         for _, frame in _chunks(dataset, chunk_rows, source):
-            chunk, counts = validate_prediction_input(frame, source, max_chars)
-            for key, value in counts.items():
-                if key not in ("rows_read", "rows_out"):
-                    totals[key] = totals.get(key, 0) + int(value)
-            totals["rows_read"] += len(frame)
-            repeat = chunk["call_id"].isin(written).to_numpy()
-            totals["dropped_duplicate_call_id"] += int(repeat.sum())
-            chunk = chunk[~repeat]
+            chunk, _ = validate_prediction_input(frame, source, max_chars)
             if len(chunk):
-                table = pa.Table.from_pandas(
-                    predictor.predict_frame(chunk["call_id"].tolist(), chunk["summary"].tolist()), preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                totals["rows_predicted"] += len(chunk)
-                written.update(chunk["call_id"])
-            bar.update(len(frame))
-        writer.close()
-    return totals
+                yield predictor.predict_frame(chunk["call_id"].tolist(), chunk["summary"].tolist())
+
+    write_unique_predictions(predicted(), output_path, counts["rows_predicted"])
+    return counts
