@@ -49,12 +49,28 @@ def predict_parser(prog: str = "callreason predict") -> ArgumentParser:
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                         help="torch, or onnx (ONNX Runtime, for a folder written by `callreason export --format "
                              "onnx`); default auto: what the folder holds")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local (this process, default) or ray (Ray Data: a pool of predictor actors on this "
+                             "machine, or on the cluster RAY_ADDRESS names; same output; needs `pip install -e .[ray]`)")
+    parser.add_argument("--actors", type=positive_int,
+                        help="--engine ray: predictors at once (default: as many as the CPUs, or GPUs, allow)")
+    parser.add_argument("--cpus-per-actor", type=positive_int, default=1, help="--engine ray: threads per predictor")
+    parser.add_argument("--gpus-per-actor", type=float, default=0.0,
+                        help="--engine ray: GPUs per predictor (e.g. 1, or 0.5 to share one); default 0: CPU")
     return parser
 
 
 def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> None:
     """Parse ``argv`` and predict; problems are one line each and exit code 2."""
-    args = predict_parser(prog).parse_args(argv)
+    parser = predict_parser(prog)
+    args = parser.parse_args(argv)
+    if args.engine == "local":
+        given = [flag for flag, value, default in [("--actors", args.actors, None), ("--cpus-per-actor",
+                 args.cpus_per_actor, 1), ("--gpus-per-actor", args.gpus_per_actor, 0.0)] if value != default]
+        if given:
+            parser.error(f"{', '.join(given)} apply to --engine ray only")
+    if args.gpus_per_actor < 0:
+        parser.error(f"--gpus-per-actor: must be >= 0, got {args.gpus_per_actor}")
 
     def main() -> None:
         from callreason.io import check_outputs
@@ -66,10 +82,18 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
         check_outputs({args.output: "file"}, [args.input, args.models])
         open_parquet_input(args.input)  # a bad input fails before the models are loaded
         inference = RunFolder(args.models).inference_settings()
+        batch_size = args.batch_size or inference["batch_size"]
+        if args.engine == "ray":
+            from callreason.ray_engine import predict_parquet_ray
 
-        predictor = load_predictor(args.models, batch_size=args.batch_size or inference["batch_size"],
-                                   backend=args.backend)
-        counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows, inference["max_summary_chars"])
+            counts = predict_parquet_ray(
+                args.models, args.input, args.output, batch_size=batch_size, chunk_rows=args.chunk_rows,
+                max_chars=inference["max_summary_chars"], backend=args.backend, actors=args.actors,
+                cpus_per_actor=args.cpus_per_actor, gpus_per_actor=args.gpus_per_actor)
+        else:
+            predictor = load_predictor(args.models, batch_size=batch_size, backend=args.backend)
+            counts = predict_parquet(predictor, args.input, args.output, args.chunk_rows,
+                                     inference["max_summary_chars"])
         print(f"predict: read {counts['rows_read']} rows from {args.input}, wrote {counts['rows_predicted']} "
               f"predictions to {args.output}; {dropped_line(counts)}")
 

@@ -248,9 +248,9 @@ class OnnxPredictor(HierarchicalPredictor):
         return np.split(logits, np.cumsum(widths)[:-1], axis=1)
 
 
-def load_predictor(models_dir: str | Path, batch_size: int = 64, backend: str = "auto") -> HierarchicalPredictor:
-    """The predictor of a run folder for ``backend``: ``torch``, ``onnx`` (a folder written by
-    ``callreason export --format onnx``, run on ONNX Runtime) or ``auto`` (what the folder holds)."""
+def check_backend(models_dir: str | Path, backend: str = "auto") -> bool:
+    """Whether ``models_dir`` is run on ONNX Runtime for ``backend`` (``torch``, ``onnx`` or ``auto``: what the
+    folder holds); a backend the folder cannot serve is an :class:`InputError`."""
     root = Path(models_dir)
     onnx = is_onnx_folder(root)
     if backend == "onnx" and not onnx:
@@ -259,4 +259,10 @@ def load_predictor(models_dir: str | Path, batch_size: int = 64, backend: str = 
     if backend == "torch" and onnx:
         raise InputError(f"{root}: holds ONNX models only (an export); use --backend onnx or give the PyTorch run "
                          "folder it was exported from")
-    return (OnnxPredictor if onnx else HierarchicalPredictor).load(root, batch_size=batch_size)
+    return onnx
+
+
+def load_predictor(models_dir: str | Path, batch_size: int = 64, backend: str = "auto") -> HierarchicalPredictor:
+    """The predictor of a run folder for ``backend`` (see :func:`check_backend`)."""
+    onnx = check_backend(models_dir, backend)
+    return (OnnxPredictor if onnx else HierarchicalPredictor).load(Path(models_dir), batch_size=batch_size)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +209,7 @@ def write_unique_predictions(frames: Iterable[pd.DataFrame], output_path: str | 
     with atomic_path(output_path) as tmp, tqdm(total=expected_rows, desc="predict", unit="row") as bar:
         writer = None
         for frame in frames:
-            frame = frame[~frame["call_id"].isin(written).to_numpy()]
+            frame = frame[~(frame["call_id"].isin(written) | frame["call_id"].duplicated()).to_numpy()]
             if not len(frame):
                 continue
             table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -1,0 +1,82 @@
+"""`callreason predict --engine ray`: on a local Ray instance, the same predictions, counts and guarantees as
+the local engine."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import make_labeled_rows, run_entry_point
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Three parquet shards of 40 summaries: a call_id repeated across shards and within one (same summary),
+    an empty summary, a call_id written as a number."""
+    rows = make_labeled_rows(40, seed=5)[["call_id", "summary"]].reset_index(drop=True)
+    rows.loc[7, "summary"] = "   "
+    folder = tmp_path_factory.mktemp("ray") / "calls"
+    folder.mkdir()
+    rows.iloc[:15].to_parquet(folder / "part-0.parquet")
+    pd.concat([rows.iloc[15:28], rows.iloc[[3]]]).to_parquet(folder / "part-1.parquet")
+    pd.concat([rows.iloc[28:], rows.iloc[[30]]]).to_parquet(folder / "part-2.parquet")
+    return folder
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(trained_run, shards):
+    run, _ = trained_run
+    work = shards.parent
+    local = run_entry_point(("callreason", "predict", "--models", str(run), "--input", "calls", "--output",
+                             "local.parquet", "--chunk-rows", "9"), work)
+    distributed = run_entry_point(("callreason", "predict", "--models", str(run), "--input", "calls", "--output",
+                                   "ray.parquet", "--chunk-rows", "9", "--engine", "ray", "--actors", "2"), work)
+    assert local[0] == 0 and distributed[0] == 0, (local[2], distributed[2])
+    assert distributed[1] == local[1].replace("local.parquet", "ray.parquet")  # same counts line
+    assert "read 42 rows" in local[1] and "wrote 39 predictions" in local[1]
+    expected, got = pd.read_parquet(work / "local.parquet"), pd.read_parquet(work / "ray.parquet")
+    assert pq.read_schema(work / "ray.parquet").equals(pq.read_schema(work / "local.parquet"))
+    text = ["call_id", "level_1", "level_2", "level_3"]
+    pd.testing.assert_frame_equal(got[text], expected[text])  # same rows, same order, same paths
+    probabilities = [c for c in expected.columns if c not in text]
+    assert np.abs(got[probabilities].to_numpy() - expected[probabilities].to_numpy()).max() < 1e-6
+    assert not ray.is_initialized()  # the Ray instance it started is shut down
+
+
+def test_ray_engine_checks_the_whole_input_before_starting_ray(trained_run, shards, tmp_path):
+    run, _ = trained_run
+    bad = tmp_path / "calls"
+    shutil.copytree(shards, bad)
+    frame = pd.read_parquet(bad / "part-2.parquet")
+    frame.iloc[-1, frame.columns.get_loc("summary")] = "a different summary for a repeated call_id"
+    frame.to_parquet(bad / "part-2.parquet")
+    code, _, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", "calls", "--output",
+                                    "out.parquet", "--engine", "ray"), tmp_path)
+    assert code == 2 and "different summaries" in err and "Traceback" not in err
+    assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
+
+
+def test_ray_options_are_refused_with_the_local_engine(trained_run, shards):
+    run, _ = trained_run
+    code, _, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", "calls", "--output",
+                                    "x.parquet", "--actors", "2"), shards.parent)
+    assert code == 2 and "--actors apply to --engine ray only" in err
+    assert not (shards.parent / "x.parquet").exists()
+
+
+def test_a_failing_ray_job_is_one_line_and_writes_nothing(trained_run, shards, tmp_path):
+    run, _ = trained_run
+    broken = tmp_path / "run"
+    shutil.copytree(run, broken)
+    for weights in (broken / "level_2").glob("*.safetensors"):
+        weights.write_bytes(b"not weights")
+    code, _, err = run_entry_point(("callreason", "predict", "--models", str(broken), "--input", str(shards),
+                                    "--output", "out.parquet", "--engine", "ray", "--actors", "1"), tmp_path)
+    assert code == 2 and "Traceback" not in err, err
+    assert "error [predict]: ray: " in err and "nothing was written" in err
+    assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
