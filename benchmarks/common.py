@@ -132,3 +132,27 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
 def dump(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=2))
+
+
+def tiny_run_folder(work: Path) -> tuple[Path, np.ndarray]:
+    """A run folder of three untrained one-layer BERTs (hidden size 32) over the demo taxonomy, under ``work``,
+    and 2,000 demo summaries: for measuring the prediction code's memory and overhead, not a model's speed."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from callreason.demo import generate_demo_data
+    from callreason.modeling import save_classifier
+
+    taxonomy_dict, labeled, _ = generate_demo_data(seed=1, n_labeled=2000, n_unlabeled=10)
+    taxonomy = Taxonomy.from_dict(taxonomy_dict)
+    words = sorted({w for s in labeled["summary"] for w in s.lower().split()})[:3000]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(work / "base")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(work / "base")
+    for level in LEVELS:
+        model, tokenizer = build_classifier(str(work / "base"), taxonomy.labels[level], max_length=128)
+        save_classifier(model, tokenizer, work / "models" / level)
+    RunFolder(work / "models").write_label_encoders(taxonomy)
+    return work / "models", labeled["summary"].to_numpy()

@@ -133,34 +133,17 @@ def hierarchy_inference_one(dataset: str) -> dict:
 def predict_memory_one(rows: int) -> dict:
     """Peak RSS of ``predict_parquet`` over ``rows`` synthesized summaries with a tiny random model."""
     import pandas as pd
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
 
-    from callreason.demo import generate_demo_data
-    from callreason.modeling import build_classifier, save_classifier
+    from benchmarks.common import tiny_run_folder
     from callreason.predict import HierarchicalPredictor, predict_parquet
-    from callreason.run_folder import RunFolder
-    from callreason.taxonomy import LEVELS, Taxonomy
 
     work = Path(tempfile.mkdtemp())
-    taxonomy_dict, labeled, _ = generate_demo_data(seed=1, n_labeled=2000, n_unlabeled=10)
-    taxonomy = Taxonomy.from_dict(taxonomy_dict)
-    words = sorted({w for s in labeled["summary"] for w in s.lower().split()})[:3000]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(work / "base")
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(work / "base")
-    for level in LEVELS:
-        model, tokenizer = build_classifier(str(work / "base"), taxonomy.labels[level], max_length=128)
-        save_classifier(model, tokenizer, work / "models" / level)
-    RunFolder(work / "models").write_label_encoders(taxonomy)
-    summaries = labeled["summary"].to_numpy()
+    models, summaries = tiny_run_folder(work)
     frame = pd.DataFrame({"call_id": [f"S{i}" for i in range(rows)], "summary": summaries[np.arange(rows) % len(summaries)]})
     frame.to_parquet(work / "in.parquet", index=False, row_group_size=20_000)
-    del frame, labeled, summaries
+    del frame, summaries
     baseline = peak_rss_mb()
-    predictor = HierarchicalPredictor.load(work / "models")
+    predictor = HierarchicalPredictor.load(models)
     start = time.perf_counter()
     predict_parquet(predictor, work / "in.parquet", work / "out.parquet", chunk_rows=20_000)
     return {"rows": rows, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
