@@ -344,26 +344,37 @@ def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, f
     (folder / "classifier.json").write_text(json.dumps(asdict(model.classifier_config), indent=2))
 
 
-def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[TextClassifier, PreTrainedTokenizerBase]:
-    """Load what :func:`save_classifier` wrote, for inference (eval mode)."""
+def read_classifier_config(folder: Path) -> ClassifierConfig:
+    """The ``classifier.json`` of a level folder written by :func:`save_classifier`."""
     folder = Path(folder)
     if not (folder / "classifier.json").exists():
         raise InputError(f"{folder}: not a trained model folder (no classifier.json); run `dvc repro` first")
-    fix = DAMAGED
-    stored = read_json(folder / "classifier.json", "classifier config", fix)
-    with loading(str(folder / "classifier.json"), fix):
+    stored = read_json(folder / "classifier.json", "classifier config", DAMAGED)
+    with loading(str(folder / "classifier.json"), DAMAGED):
         if not isinstance(stored, dict):
             raise TypeError(f"expected an object, got {type(stored).__name__}")
-        config = ClassifierConfig(**stored)
-    with loading(str(folder), fix):
+        return ClassifierConfig(**stored)
+
+
+def load_companions(folder: Path, n_labels: int) -> tuple[LexicalModel | None, NeighbourIndex | None]:
+    """A level folder's TF-IDF companion and neighbour index, each ``None`` where the folder has none."""
+    folder = Path(folder)
+    with loading(str(folder), DAMAGED):
+        lexical = LexicalModel.load(folder) if (folder / "lexical.json").exists() else None
+        neighbours = NeighbourIndex.load(folder, n_labels) if (folder / NEIGHBOURS_FILE).exists() else None
+    return lexical, neighbours
+
+
+def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[TextClassifier, PreTrainedTokenizerBase]:
+    """Load what :func:`save_classifier` wrote, for inference (eval mode)."""
+    folder = Path(folder)
+    config = read_classifier_config(folder)
+    with loading(str(folder), DAMAGED):
         encoder = AutoModel.from_pretrained(folder, config=AutoConfig.from_pretrained(folder))
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = TextClassifier(encoder, config)
         model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
-        if (folder / "lexical.json").exists():
-            model.lexical = LexicalModel.load(folder)
-        if (folder / NEIGHBOURS_FILE).exists():
-            model.neighbours = NeighbourIndex.load(folder, len(config.labels))
+    model.lexical, model.neighbours = load_companions(folder, len(config.labels))
     return model.to(device).eval(), tokenizer
 
 

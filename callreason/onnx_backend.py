@@ -24,11 +24,12 @@ from torch import nn
 from callreason.errors import InputError
 from callreason.io import atomic_path, check_outputs
 from callreason.modeling import (
-    ClassifierConfig,
     TextClassifier,
     in_length_order,
     load_classifier,
+    load_companions,
     pad_batch,
+    read_classifier_config,
     run_bottom,
     shared_bottom_depth,
     tokenize,
@@ -167,25 +168,18 @@ class OnnxClassifier:
     def __init__(self, folder: Path):
         from transformers import AutoTokenizer
 
-        from callreason.io import read_json
-        from callreason.lexical import LexicalModel
         from callreason.modeling import loading
-        from callreason.neighbours import FILE as NEIGHBOURS_FILE
-        from callreason.neighbours import NeighbourIndex
         from callreason.run_folder import DAMAGED
 
         ort = _onnxruntime()
         folder = Path(folder)
         if not (folder / ONNX_FILE).exists():
             raise InputError(f"{folder}: no {ONNX_FILE}; {DAMAGED}")
+        self.classifier_config = read_classifier_config(folder)
         with loading(str(folder), DAMAGED):
             self.session = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
-            self.classifier_config = ClassifierConfig(**read_json(folder / "classifier.json", "classifier config",
-                                                                  DAMAGED))
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.lexical = LexicalModel.load(folder) if (folder / "lexical.json").exists() else None
-            self.neighbours = (NeighbourIndex.load(folder, len(self.classifier_config.labels))
-                               if (folder / NEIGHBOURS_FILE).exists() else None)
+        self.lexical, self.neighbours = load_companions(folder, len(self.classifier_config.labels))
 
     def outputs(self, inputs: np.ndarray, attention_mask: np.ndarray) -> torch.Tensor:
         """The logits :func:`callreason.modeling.run_batched` gives (head + neighbour vote) for one padded batch:
@@ -205,24 +199,22 @@ class OnnxPredictor(HierarchicalPredictor):
     def __post_init__(self):
         self.shared_depth = 0
 
+    LABELS_FIX = "export the run folder again"
+
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
              taxonomy: Taxonomy | None = None) -> "OnnxPredictor":
         """Load an ONNX export (see :func:`export_run`): its sessions, taxonomy and temperatures."""
-        run = RunFolder(models_dir)
-        taxonomy = taxonomy or run.read_taxonomy()
-        models = [OnnxClassifier(run.level(level)) for level in LEVELS]
-        for level, model in zip(LEVELS, models):
-            if model.classifier_config.labels != taxonomy.labels[level]:
-                raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in {run.label_encoders}; "
-                                 "export the run folder again")
-        fitted = run.read_temperatures() if calibrated and run.has_calibration() else {}
-        predictor = cls(taxonomy, [(m, m.tokenizer) for m in models], [fitted.get(level, 1.0) for level in LEVELS],
-                        batch_size)
-        if (run.root / BOTTOM_FILE).exists():
-            ort = _onnxruntime()
-            predictor.bottom = ort.InferenceSession(str(run.root / BOTTOM_FILE), providers=["CPUExecutionProvider"])
+        predictor = super().load(models_dir, batch_size, calibrated, taxonomy)
+        bottom = RunFolder(models_dir).root / BOTTOM_FILE
+        if bottom.exists():
+            predictor.bottom = _onnxruntime().InferenceSession(str(bottom), providers=["CPUExecutionProvider"])
         return predictor
+
+    @classmethod
+    def load_level(cls, folder: Path) -> tuple["OnnxClassifier", object]:
+        model = OnnxClassifier(folder)
+        return model, model.tokenizer
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         from callreason.modeling import predict_logits

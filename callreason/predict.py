@@ -47,23 +47,30 @@ class HierarchicalPredictor:
     def __post_init__(self):
         self.shared_depth = shared_bottom_depth([m for m, _ in self.models], [tok for _, tok in self.models])
 
+    LABELS_FIX = "retrain with `dvc repro`"  # what to do when a level's labels are not the taxonomy's
+
     @classmethod
     def load(cls, models_dir: str | Path, batch_size: int = 64, calibrated: bool = True,
              taxonomy: Taxonomy | None = None) -> "HierarchicalPredictor":
-        """Load a run folder (:class:`callreason.run_folder.RunFolder`): its level models, its taxonomy (unless
-        given) and, if present and ``calibrated``, its temperatures."""
+        """Load a run folder (:class:`callreason.run_folder.RunFolder`): its level models (:meth:`load_level`),
+        its taxonomy (unless given) and, if present and ``calibrated``, its temperatures."""
         run = RunFolder(models_dir)
         taxonomy = taxonomy or run.read_taxonomy()
-        models = [load_classifier(run.level(level), device_name()) for level in LEVELS]
+        models = [cls.load_level(run.level(level)) for level in LEVELS]
         for level, (model, _) in zip(LEVELS, models):
             if model.classifier_config.labels != taxonomy.labels[level]:
                 raise InputError(f"{run.level(level)}: its labels differ from the taxonomy in "
-                                 f"{run.label_encoders}; retrain with `dvc repro`")
+                                 f"{run.label_encoders}; {cls.LABELS_FIX}")
         temperatures = [1.0, 1.0, 1.0]
         if calibrated and run.has_calibration():
             fitted = run.read_temperatures()
             temperatures = [fitted[level] for level in LEVELS]
         return cls(taxonomy, models, temperatures, batch_size)
+
+    @classmethod
+    def load_level(cls, folder: Path) -> tuple[TextClassifier, object]:
+        """One level's model and tokenizer, from its folder."""
+        return load_classifier(folder, device_name())
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         """Raw logits per level, ``[(n, k1), (n, k2), (n, k3)]``."""
