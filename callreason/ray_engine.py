@@ -28,10 +28,6 @@ from callreason.onnx_backend import check_backend, load_predictor
 from callreason.predict import check_prediction_input, open_parquet_input, write_unique_predictions
 from callreason.validation import validate_prediction_input
 
-LOCAL_OBJECT_STORE_BYTES = 1 << 30
-"""Object store of a Ray instance this command starts: blocks of a few MB stream through it, and Ray's default
-(30 % of the RAM) only lets its pages stay resident for longer."""
-
 
 class PredictActor:
     """One Ray actor: loads the run folder once, then predicts batches of ``call_id, summary``."""
@@ -100,8 +96,7 @@ def predict_parquet_ray(
     started = not ray.is_initialized()
     with _ray_logs_to_files_only():
         if started:
-            ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+            ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         try:
             context = ray.data.DataContext.get_current()
             context.execution_options.preserve_order = True  # the output's row order is the input's
