@@ -68,7 +68,7 @@ def predict(argv: list[str] | None = None, prog: str = "callreason predict") -> 
         given = [flag for flag, value, default in [("--actors", args.actors, None), ("--cpus-per-actor",
                  args.cpus_per_actor, 1), ("--gpus-per-actor", args.gpus_per_actor, 0.0)] if value != default]
         if given:
-            parser.error(f"{', '.join(given)} apply to --engine ray only")
+            parser.error(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to --engine ray only")
     if args.gpus_per_actor < 0:
         parser.error(f"--gpus-per-actor: must be >= 0, got {args.gpus_per_actor}")
 

@@ -102,7 +102,11 @@ def predict_parquet_ray(
             context.execution_options.preserve_order = True  # the output's row order is the input's
             context.enable_progress_bars = False  # one progress bar: the writer's
             resource, per_actor = ("GPU", gpus_per_actor) if gpus_per_actor > 0 else ("CPU", cpus_per_actor)
-            actors = actors or max(1, int(ray.cluster_resources().get(resource, 1) // per_actor))
+            available = ray.cluster_resources().get(resource, 0)
+            if available < per_actor:  # Ray would wait for it forever
+                raise InputError(f"--engine ray: the Ray cluster has {available:g} {resource}(s), fewer than "
+                                 f"--{resource.lower()}s-per-actor {per_actor:g}; ask for fewer (or add nodes)")
+            actors = actors or max(1, int(available // per_actor))
             files = [str(Path(f).resolve()) for f in parquet_files(Path(input_path))]
             reads = ray.data.read_parquet(files, num_cpus=0).select_columns(["call_id", "summary"])  # reads are light
             predicted = reads.map_batches(

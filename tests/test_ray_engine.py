@@ -65,7 +65,7 @@ def test_ray_options_are_refused_with_the_local_engine(trained_run, shards):
     run, _ = trained_run
     code, _, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", "calls", "--output",
                                     "x.parquet", "--actors", "2"), shards.parent)
-    assert code == 2 and "--actors apply to --engine ray only" in err
+    assert code == 2 and "--actors applies to --engine ray only" in err
     assert not (shards.parent / "x.parquet").exists()
 
 
@@ -79,4 +79,12 @@ def test_a_failing_ray_job_is_one_line_and_writes_nothing(trained_run, shards, t
                                     "--output", "out.parquet", "--engine", "ray", "--actors", "1"), tmp_path)
     assert code == 2 and "Traceback" not in err, err
     assert "error [predict]: ray: " in err and "nothing was written" in err
+    assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
+
+
+def test_asking_for_more_cpus_than_the_cluster_has_is_one_line_not_a_hang(trained_run, shards, tmp_path):
+    run, _ = trained_run
+    code, _, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", str(shards),
+                                    "--output", "out.parquet", "--engine", "ray", "--cpus-per-actor", "512"), tmp_path)
+    assert code == 2 and "fewer than --cpus-per-actor 512" in err and "Traceback" not in err, err
     assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
