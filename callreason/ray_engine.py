@@ -115,7 +115,7 @@ def predict_parquet_ray(
                 num_gpus=gpus_per_actor or None, udf_modifying_row_count=True,
                 fn_constructor_kwargs={"models_dir": str(Path(models_dir).resolve()), "batch_size": batch_size,
                                        "backend": backend, "max_chars": max_chars, "source": source,
-                                       "threads": max(1, int(cpus_per_actor))})
+                                       "threads": cpus_per_actor})
             frames = (_as_local_frame(block) for block in predicted.iter_batches(batch_size=None, batch_format="pyarrow"))
             write_unique_predictions(frames, output_path, counts["rows_predicted"])
         except ray.exceptions.RayError as exc:
