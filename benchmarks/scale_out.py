@@ -6,9 +6,9 @@
 Each run is the ``callreason predict`` command in its own process on a folder of parquet shards (50,000 rows
 each, generated, deleted afterwards); the benchmark samples the proportional set size (PSS: shared pages
 counted once) of that process and of every process it starts (Ray's raylet, object store and actors) once a
-second. Writes ``reports/scale_out.json``. Without ``--models`` the run folder is three untrained one-layer
-BERTs (hidden size 32), so what is measured is the engines (reading, checking, scheduling, writing), not a
-model's speed; with a real folder, throughput is the model's.
+second, in total and per kind of process. Writes ``reports/scale_out.json``. Without ``--models`` the run
+folder is three untrained one-layer BERTs (hidden size 32), so what is measured is the engines (reading,
+checking, scheduling, writing), not a model's speed; with a real folder, throughput is the model's.
 """
 
 from __future__ import annotations
@@ -40,32 +40,55 @@ def write_pool(folder: Path, rows: int, summaries: np.ndarray) -> None:
                      ).to_parquet(folder / f"part-{start // SHARD_ROWS:05d}.parquet", index=False)
 
 
-def tree_pss_mb(process: psutil.Process) -> float:
-    """PSS of ``process`` and its descendants, in MB (a process that ended meanwhile counts 0)."""
-    total = 0
+def process_kind(member: psutil.Process, root: psutil.Process) -> str:
+    """What a process of the tree is: ``predict`` (the command itself), a Ray worker by its title without the
+    method it runs now (``ray::MapWorker(MapBatches(PredictActor))``, ``ray::IDLE``), or the program's name
+    (``raylet``, ``gcs_server``)."""
+    if member.pid == root.pid:
+        return "predict"
+    title = (member.cmdline()[:1] or [member.name()])[0].split()[0]
+    if not title.startswith("ray::"):
+        return Path(title).name
+    return title[:title.rindex(").") + 1] if ")." in title else title.split(".")[0]
+
+
+def tree_pss_mb(process: psutil.Process) -> dict[int, tuple[str, float]]:
+    """PSS in MB of ``process`` and each of its descendants, by pid, with its :func:`process_kind` (a process
+    that ended meanwhile is left out)."""
+    members = {}
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_full_info().pss
+            members[member.pid] = (process_kind(member, process), member.memory_full_info().pss / 2**20)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total / 2**20
+    return members
 
 
 def run_predict(models: Path, pool: Path, output: Path, engine: str, extra: list[str]) -> dict:
-    """Run the predict command; its wall time and the peak PSS of its process tree."""
+    """Run the predict command; its wall time, the peak PSS of its process tree and the sum of each process's
+    own peak per kind of process (a kind is named by the last title its process had; peaks of different
+    processes need not fall at the same moment)."""
     command = [sys.executable, "-m", "callreason.cli", "predict", "--models", str(models), "--input", str(pool),
                "--output", str(output), "--engine", engine, *extra]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watched, peak = psutil.Process(process.pid), 0.0
+    watched, peak, per_pid = psutil.Process(process.pid), 0.0, {}
     while process.poll() is None:
-        peak = max(peak, tree_pss_mb(watched))
+        members = tree_pss_mb(watched)
+        peak = max(peak, sum(mb for _, mb in members.values()))
+        for pid, (kind, mb) in members.items():
+            per_pid[pid] = (kind, max(mb, per_pid.get(pid, ("", 0.0))[1]))
         time.sleep(1.0)
+    by_kind: dict[str, float] = {}
+    for kind, mb in per_pid.values():
+        by_kind[kind] = by_kind.get(kind, 0.0) + mb
     seconds = time.perf_counter() - start
     out, err = process.communicate()
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{err[-3000:]}")
-    return {"seconds": round(seconds, 1), "peak_pss_mb": round(peak), "summary": out.strip().splitlines()[-1]}
+    return {"seconds": round(seconds, 1), "peak_pss_mb": round(peak),
+            "peak_pss_mb_by_process": {k: round(v) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]) if v >= 1},
+            "summary": out.strip().splitlines()[-1]}
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,13 +167,38 @@ def _chunks(dataset, chunk_rows: int, source: str):
 MAX_PROBLEM_LINES = 20
 
 
-def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int) -> dict[str, int]:
+def call_id_hashes(call_ids: pd.Series) -> np.ndarray:
+    """A 64-bit hash per call_id (``uint64``; the same in every process and run), so that comparing call_ids
+    across a pool costs 8 bytes per row instead of a Python string per row."""
+    return pd.util.hash_array(call_ids.to_numpy(dtype=object))
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """The values that occur more than once in ``hashes``, sorted."""
+    values, counts = np.unique(hashes, return_counts=True)
+    return values[counts > 1]
+
+
+@dataclass
+class CheckedInput:
+    """What :func:`check_prediction_input` learned: the ``counts`` predicting will report and the hashes of the
+    call_ids that occur in more than one chunk (:func:`call_id_hashes`; usually none), which the writer needs."""
+
+    counts: dict[str, int]
+    repeated_call_ids: np.ndarray
+
+
+def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int) -> CheckedInput:
     """Validate every chunk before anything is predicted, so all problems surface at once and a call_id
-    repeated in two chunks is caught. Returns what predicting it will count: ``rows_read``,
-    ``rows_predicted`` and each reason a row is left out (:data:`callreason.validation.DROP_REASONS`)."""
+    repeated in two chunks is caught. Counts what predicting it will count: ``rows_read``, ``rows_predicted``
+    and each reason a row is left out (:data:`callreason.validation.DROP_REASONS`).
+
+    Memory: 16 bytes per row (a hash of each call_id and of its summary) plus one chunk; call_ids whose hash
+    repeats are then compared exactly, in a second pass that holds only those (none in a pool without repeats).
+    """
     lines: list[str] = []
-    first_seen: dict[str, str] = {}
-    ambiguous: list[str] = []
+    id_hashes: list[np.ndarray] = []
+    text_hashes: list[np.ndarray] = []
     totals = {"rows_read": 0, "rows_predicted": 0, "dropped_duplicate_call_id": 0}
     for first, frame in _chunks(dataset, chunk_rows, source):
         totals["rows_read"] += len(frame)
@@ -187,14 +211,26 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
         for key, value in counts.items():
             if key not in ("rows_read", "rows_out"):
                 totals[key] = totals.get(key, 0) + int(value)
-        for call_id, summary in zip(chunk["call_id"], chunk["summary"]):
-            digest = hashlib.blake2b(summary.encode(), digest_size=8).digest()  # 8 bytes per call_id held
-            if call_id not in first_seen:
-                first_seen[call_id] = digest
-                continue
-            totals["dropped_duplicate_call_id"] += 1
-            if first_seen[call_id] != digest and call_id not in ambiguous:
-                ambiguous.append(call_id)
+        id_hashes.append(call_id_hashes(chunk["call_id"]))
+        text_hashes.append(pd.util.hash_array(chunk["summary"].to_numpy(dtype=object)))
+    usable = int(sum(len(h) for h in id_hashes))
+    repeated = _repeated(np.concatenate(id_hashes)) if id_hashes else np.empty(0, np.uint64)
+    del id_hashes
+    ambiguous: list[str] = []
+    if len(repeated) and not lines:  # the exact comparison, of the few rows whose call_id hash repeats
+        first_summary: dict[str, int] = {}
+        hashes = iter(text_hashes)
+        for _, frame in _chunks(dataset, chunk_rows, source):
+            chunk, _ = validate_prediction_input(frame, source, max_chars)
+            summaries = next(hashes)
+            for k in np.flatnonzero(np.isin(call_id_hashes(chunk["call_id"]), repeated)):
+                call_id, summary = chunk["call_id"].iat[k], int(summaries[k])
+                if call_id not in first_summary:
+                    first_summary[call_id] = summary
+                    continue
+                totals["dropped_duplicate_call_id"] += 1
+                if first_summary[call_id] != summary and call_id not in ambiguous:
+                    ambiguous.append(call_id)
     if ambiguous:
         shown = ", ".join(repr(i) for i in ambiguous[:5]) + (f" and {len(ambiguous) - 5} more" if len(ambiguous) > 5 else "")
         lines.append(f"{source}: {len(ambiguous)} call_id(s) appear more than once with different summaries "
@@ -203,29 +239,38 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
         lines = lines[:MAX_PROBLEM_LINES] + [f"{source}: ... and {len(lines) - MAX_PROBLEM_LINES} more problem lines"]
     if lines:
         raise InputError(*lines)
-    if not first_seen:
+    if not usable:
         raise InputError(f"{source}: no row with a usable summary, nothing to predict")
-    totals["rows_predicted"] = len(first_seen)
-    return totals
+    totals["rows_predicted"] = usable - totals["dropped_duplicate_call_id"]
+    return CheckedInput(totals, repeated)
 
 
-def write_unique_predictions(frames: Iterable[pd.DataFrame], output_path: str | Path, expected_rows: int) -> None:
+def write_unique_predictions(frames: Iterable[pd.DataFrame], output_path: str | Path, checked: CheckedInput) -> None:
     """Write predicted ``frames`` (in input order) to ``output_path`` as one parquet file, keeping the first
-    row of each call_id; the file appears only when all ``expected_rows`` rows are written."""
-    written: set[str] = set()
-    with atomic_path(output_path) as tmp, tqdm(total=expected_rows, desc="predict", unit="row") as bar:
+    row of each call_id; the file appears only when all the rows ``checked`` counted are written. Only the
+    call_ids whose hash ``checked`` saw repeated are remembered, so memory does not grow with the rows."""
+    expected = checked.counts["rows_predicted"]
+    seen: set[str] = set()  # of the call_ids that can repeat
+    written = 0
+    with atomic_path(output_path) as tmp, tqdm(total=expected, desc="predict", unit="row") as bar:
         writer = None
         for frame in frames:
-            frame = frame[~(frame["call_id"].isin(written) | frame["call_id"].duplicated()).to_numpy()]
+            if len(checked.repeated_call_ids):
+                keep = np.ones(len(frame), dtype=bool)
+                call_ids = frame["call_id"]
+                for k in np.flatnonzero(np.isin(call_id_hashes(call_ids), checked.repeated_call_ids)):
+                    keep[k] = call_ids.iat[k] not in seen
+                    seen.add(call_ids.iat[k])
+                frame = frame[keep]
             if not len(frame):
                 continue
             table = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
-            written.update(frame["call_id"])
+            written += len(frame)
             bar.update(len(frame))
-        if writer is None or len(written) != expected_rows:
-            raise RuntimeError(f"predicted {len(written)} call_ids where the check counted {expected_rows}")
+        if writer is None or written != expected:
+            raise RuntimeError(f"predicted {written} rows where the check counted {expected}")
         writer.close()
 
 
@@ -237,15 +282,16 @@ def predict_parquet(
 
     A first pass checks every chunk (all problems reported together, call_ids compared across chunks) and
     counts; the second predicts chunk by chunk, one output row per call_id (a repeat with the same summary
-    is dropped and counted). Memory stays flat in the input size: one chunk is in memory at a time, and the
-    output is written to a temporary file that replaces ``output_path`` only when complete.
+    is dropped and counted). One chunk is in memory at a time, plus 16 bytes per row during the check
+    (:func:`check_prediction_input`); the output is written to a temporary file that replaces ``output_path``
+    only when complete.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     check_outputs({output_path: "file"}, [input_path])
     dataset = open_parquet_input(input_path)
     source = str(input_path)
-    counts = check_prediction_input(dataset, source, chunk_rows, max_chars)
+    checked = check_prediction_input(dataset, source, chunk_rows, max_chars)
 
     def predicted() -> Iterator[pd.DataFrame]:
         for _, frame in _chunks(dataset, chunk_rows, source):
@@ -253,5 +299,5 @@ def predict_parquet(
             if len(chunk):
                 yield predictor.predict_frame(chunk["call_id"].tolist(), chunk["summary"].tolist())
 
-    write_unique_predictions(predicted(), output_path, counts["rows_predicted"])
-    return counts
+    write_unique_predictions(predicted(), output_path, checked)
+    return checked.counts

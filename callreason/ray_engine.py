@@ -92,7 +92,7 @@ def predict_parquet_ray(
     check_backend(models_dir, backend)
     dataset = open_parquet_input(input_path)
     source = str(input_path)
-    counts = check_prediction_input(dataset, source, chunk_rows, max_chars)
+    checked = check_prediction_input(dataset, source, chunk_rows, max_chars)
     started = not ray.is_initialized()
     with _ray_logs_to_files_only():
         if started:
@@ -117,7 +117,7 @@ def predict_parquet_ray(
                                        "backend": backend, "max_chars": max_chars, "source": source,
                                        "threads": cpus_per_actor})
             frames = (_as_local_frame(block) for block in predicted.iter_batches(batch_size=None, batch_format="pyarrow"))
-            write_unique_predictions(frames, output_path, counts["rows_predicted"])
+            write_unique_predictions(frames, output_path, checked)
         except ray.exceptions.RayError as exc:
             error = getattr(exc, "cause", None) or exc
             lines = error.lines if isinstance(error, InputError) else [cause(error, 300)]
@@ -127,4 +127,4 @@ def predict_parquet_ray(
         finally:
             if started:
                 ray.shutdown()
-    return counts
+    return checked.counts

@@ -12,6 +12,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -199,6 +200,19 @@ def test_predict_keeps_one_row_per_call_id_across_chunks_and_refuses_an_ambiguou
     with pytest.raises(InputError, match="different summaries.*'A'"):
         predict_parquet(EchoPredictor(), tmp_path / "in.parquet", tmp_path / "out2.parquet", chunk_rows=2)
     assert not (tmp_path / "out2.parquet").exists()
+
+
+def test_predict_compares_call_ids_exactly_when_their_hashes_collide(tmp_path, monkeypatch):
+    """The cross-chunk check compares 64-bit hashes first; distinct call_ids that share one are not repeats."""
+    import callreason.predict as predict
+
+    monkeypatch.setattr(predict, "call_id_hashes", lambda ids: np.zeros(len(ids), dtype=np.uint64))  # all collide
+    frame = pd.DataFrame({"call_id": ["A", "B", "C", "A", "D", "B"], "summary": ["a", "b", "c", "a", "d", "b"]})
+    frame.to_parquet(tmp_path / "in.parquet")
+    counts = predict.predict_parquet(EchoPredictor(), tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=3)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["call_id"].tolist() == ["A", "B", "C", "D"]
+    assert counts["dropped_duplicate_call_id"] == 2 and counts["rows_predicted"] == 4
 
 
 def test_predict_reads_a_folder_of_parquet_files_and_reports_problems_of_every_chunk(tmp_path):
