@@ -149,7 +149,11 @@ def _is_text(kind: pa.DataType) -> bool:
 def _chunks(dataset, chunk_rows: int, source: str):
     """``(first_row, frame)`` per chunk of ``chunk_rows`` rows (columns call_id, summary)."""
     first = 0
-    batches = dataset.to_batches(columns=["call_id", "summary"], batch_size=chunk_rows)
+    # File by file: the dataset-wide scanner reads ahead of a slow consumer (the check, the models) and held
+    # most of a 1M-row pool decoded at once (benchmarks/scale_out.py); a file's scanner holds a row group.
+    batches = (batch for fragment in dataset.get_fragments()
+               for batch in fragment.to_batches(schema=dataset.schema, columns=["call_id", "summary"],
+                                                batch_size=chunk_rows))
     while True:
         try:
             batch = next(batches)
