@@ -117,3 +117,27 @@ def test_write_demo_data_byte_identical(tmp_path):
     assert list(pd.read_parquet(tmp_path / "a" / files[2]).columns) == ["call_id", "summary"]
     gold = pd.read_parquet(tmp_path / "a" / files[3])
     assert list(gold.columns) == ["call_id", "level_1", "level_2", "level_3"]
+
+
+def test_long_mode_keeps_the_rows_and_labels_and_hides_the_reason_anywhere(full):
+    """``long=True``: the short demo's rows with 200-600-word transcripts around each whole short summary."""
+    _, short, short_pool = full
+    _, long, long_pool = generate_demo_data(seed=0, return_gold=True, long=True)
+    assert long.drop(columns="summary").equals(short.drop(columns="summary"))
+    assert long_pool.drop(columns="summary").equals(short_pool.drop(columns="summary"))
+    words = long["summary"].str.split().str.len()
+    assert words.between(200, 600).all() and words.median() > 300
+    starts = np.array([t.index(s) / len(t) for t, s in zip(long["summary"], short["summary"])])  # raises if not whole
+    assert (starts < 0.15).mean() > 0.05 and (starts > 0.6).mean() > 0.1  # early and late, not in one place
+    # The sentences around the summary carry no reason: a TF-IDF classifier of level_1 on them alone is at chance.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    filler = [t.replace(s, " ") for t, s in zip(long["summary"], short["summary"])]
+    x = TfidfVectorizer().fit_transform(filler)
+    y = long["gold_level_1"].to_numpy()
+    model = LogisticRegression(max_iter=1000).fit(x[:1600], y[:1600])
+    majority = pd.Series(y[1600:]).value_counts(normalize=True).iloc[0]
+    assert (model.predict(x[1600:]) == y[1600:]).mean() <= majority + 0.05
+    _, again, _ = generate_demo_data(seed=0, return_gold=True, long=True)
+    assert again.equals(long)

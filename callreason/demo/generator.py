@@ -8,6 +8,9 @@ hidden gold labels for benchmarks. Pure numpy/pandas/stdlib.
 Regenerate the committed demo files with::
 
     python -m callreason.demo --root .
+
+``--long`` writes the same rows with transcript-like summaries of 200-600 words, the reason stated once
+among greeting, verification, hold and closing sentences (for long-text benchmarks).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_taxonomy", "generate_demo_data", "write_demo_data", "main"]
+__all__ = ["make_taxonomy", "generate_demo_data", "lengthen_summary", "write_demo_data", "main"]
 
 NOISE_RATE = 0.10  # fraction of labeled rows whose LLM label is wrong
 MIN_WORDS, MAX_WORDS = 40, 120
+LONG_MIN_WORDS, LONG_MAX_WORDS = 200, 600  # long mode: transcript-like summaries (``--long``)
 MIN_PER_LEAF = 12  # labeled rows per leaf (by true label) before any filtering
 ZIPF_EXPONENT = 0.9
 
@@ -43,6 +47,7 @@ _SPEC: dict = _BANK["tree"]
 _CUSTOMERS, _OPENERS, _OPENERS_NO_CUST, _DETAIL_T, _ACTION_T, _OUTCOME_T, _VERIFY, _HOLD, _CLOSING, _SECONDARY = (
     _BANK["sentences"][k] for k in ("customers", "openers", "openers_no_customer", "detail", "action", "outcome",
                                     "verify", "hold", "closing", "secondary"))
+_TRANSCRIPT: dict[str, list[str]] = _BANK["transcript"]  # long mode's sentences that carry no call reason
 _MONTHS, _PLANS, _DEVICES, _ITEMS, _CODES, _TIMES, _NTH = (
     _BANK["fillers"][k] for k in ("month", "plan", "device", "item", "code", "time", "nth"))
 
@@ -251,6 +256,35 @@ def _summaries(true_leaves: list[str], banks: dict, rng: np.random.Generator) ->
     return out
 
 
+def lengthen_summary(summary: str, rng: np.random.Generator) -> str:
+    """A transcript-like long version of ``summary`` (``LONG_MIN_WORDS``-``LONG_MAX_WORDS`` words, uniform):
+    a greeting and verification first, closing sentences last, and between them process and hold sentences
+    that name no reason, with ``summary`` (where the reason is stated) kept whole at a random position among
+    them, so what decides the class can sit anywhere, also past a model's ``max_length``."""
+    nxt = iter(rng.random(1024).tolist()).__next__
+
+    def sentence(kind: str) -> str:
+        options = _TRANSCRIPT[kind]
+        return _cap(_fill(options[int(nxt() * len(options))], {}, nxt))
+
+    target = int(LONG_MIN_WORDS + nxt() * (LONG_MAX_WORDS - LONG_MIN_WORDS + 1))
+    head = [sentence("greeting"), *(sentence("verification") for _ in range(1 + (nxt() < 0.5)))]
+    tail = [sentence("closing") for _ in range(1 + (nxt() < 0.6))]
+    middle: list[str] = []
+    deck: list[str] = []  # the process and hold sentences, shuffled, dealt without repeats until used up
+    words = sum(len(x.split()) for x in [summary, *head, *tail])
+    while words < target:
+        if not deck:
+            deck = [t for kind in ("process", "hold") for t in _TRANSCRIPT[kind]]
+            deck = [deck[i] for i in np.argsort([nxt() for _ in deck])]
+        middle.append(_cap(_fill(deck.pop(), {}, nxt)))
+        words += len(middle[-1].split())
+    if words > LONG_MAX_WORDS and middle:  # the last sentence overshot the range
+        middle.pop()
+    middle.insert(int(nxt() * (len(middle) + 1)), summary)
+    return " ".join([*head, *middle, *tail])
+
+
 def _leaf_counts(n: int, n_leaves: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Zipf-ish per-leaf counts with a floor; also returns the leaf probabilities."""
     ranks = rng.permutation(n_leaves) + 1
@@ -347,8 +381,11 @@ def _generate(seed: int, n_labeled: int, n_unlabeled: int) -> tuple[dict, pd.Dat
 
 
 def generate_demo_data(seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 5000,
-                       *, return_gold: bool = False) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+                       *, return_gold: bool = False, long: bool = False) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Returns (taxonomy, labeled, unlabeled).
+
+    ``long``: every summary is :func:`lengthen_summary` of the short one (200-600 words); the rows, labels
+    and confidences are those of the short demo with the same seed, so the two compare length alone.
 
     labeled columns: call_id (str), summary (str), level_1, level_2, level_3 (str),
     confidence (float64 in [0,1]); the labels are those of a simulated imperfect
@@ -358,18 +395,24 @@ def generate_demo_data(seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 
     level_3 (true labels, for benchmarks).
     """
     taxonomy, labeled, unlabeled = _generate(seed, n_labeled, n_unlabeled)
+    if long:
+        rng = np.random.default_rng([seed, 1])  # its own stream: the short demo's draws stay as they are
+        for frame in (labeled, unlabeled):
+            frame["summary"] = [lengthen_summary(text, rng) for text in frame["summary"]]
     if not return_gold:
         labeled = labeled.drop(columns=["gold_level_1", "gold_level_2", "gold_level_3"])
     return taxonomy, labeled, unlabeled
 
 
-def write_demo_data(root: Path, seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 5000) -> None:
+def write_demo_data(root: Path, seed: int = 0, n_labeled: int = 2400, n_unlabeled: int = 5000,
+                    long: bool = False) -> None:
     """Writes root/taxonomy/taxonomy.json (indent=2), root/data/phase2_labeled.parquet,
     root/data/unlabeled_summaries.parquet (call_id, summary only) and root/data/demo_unlabeled_gold.parquet
     (call_id, level_1, level_2, level_3) and an empty root/data/relabeled.parquet (no imported LLM answers yet).
-    Creates folders. Deterministic: same seed -> byte-identical files."""
+    Creates folders. Deterministic: same seed -> byte-identical files. ``long``: see :func:`generate_demo_data`."""
     root = Path(root)
-    taxonomy, labeled, unlabeled = generate_demo_data(seed=seed, n_labeled=n_labeled, n_unlabeled=n_unlabeled)
+    taxonomy, labeled, unlabeled = generate_demo_data(seed=seed, n_labeled=n_labeled, n_unlabeled=n_unlabeled,
+                                                      long=long)
     (root / "taxonomy").mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "taxonomy" / "taxonomy.json").write_text(json.dumps(taxonomy, indent=2) + "\n", encoding="utf-8")
@@ -387,9 +430,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the synthetic demo data set (seeded).")
     parser.add_argument("--root", type=Path, default=Path("."), help="repository root to write into")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--long", action="store_true",
+                        help="transcript-like summaries of 200-600 words (same rows and labels as without)")
     args = parser.parse_args(argv)
-    write_demo_data(args.root, seed=args.seed)
-    print(f"wrote synthetic demo data (seed={args.seed}) under {args.root.resolve()}")
+    write_demo_data(args.root, seed=args.seed, long=args.long)
+    print(f"wrote synthetic {'long ' if args.long else ''}demo data (seed={args.seed}) under {args.root.resolve()}")
 
 
 if __name__ == "__main__":
