@@ -16,7 +16,9 @@ to score on:
   (``cards``), leaves inside each level_1 Zipf-sized (at least 4 rows); the external rows follow the same
   proportions (1,000 rows);
 * ``demo``: the demo generator with ``seed = draw`` (draw 0 is the committed demo; its LLM labels are
-  ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels.
+  ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels;
+* ``demo-long``: the same rows, labels and split as ``demo``, each summary a 200-600-word transcript with the
+  reason stated once at a random place (``python -m callreason.demo --long``): what length alone costs.
 
 Configurations (``--config name:key=value,...``; params.yaml plus overrides): each is trained as the
 stages do (held-out run on the train split, choices on the validation slice; with all three levels, retrain
@@ -66,7 +68,7 @@ from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_labeled
 
-DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo")
+DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo", "demo-long")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
     "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
     "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
@@ -90,11 +92,11 @@ class Case:
 def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500,
               pool_rows: int = 2000) -> Case:
     """Build draw ``draw`` of data set ``name`` (see the module docstring)."""
-    if name == "demo":
+    if name in ("demo", "demo-long"):
         from callreason.demo import generate_demo_data, make_taxonomy
 
         taxonomy = Taxonomy.from_dict(make_taxonomy())
-        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True)
+        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=name == "demo-long")
         gold = labeled[[f"gold_{lv}" for lv in LEVELS]].to_numpy()
         wrong = (labeled[list(LEVELS)].to_numpy() != gold).any(1)
         labeled = labeled.drop(columns=[f"gold_{lv}" for lv in LEVELS])
@@ -328,7 +330,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for dataset in args.datasets:
-        if dataset != "demo" and not (SHARED / "banking77").exists():
+        if not dataset.startswith("demo") and not (SHARED / "banking77").exists():
             print(f"{dataset}: skipped, {SHARED / 'banking77'} not found", flush=True)
             continue
         for draw in range(args.first_draw, args.first_draw + args.draws):
