@@ -15,6 +15,8 @@ to score on:
 * ``banking77-skewed``: as noisy, but the class sizes of a real taxonomy: half of the rows in one level_1
   (``cards``), leaves inside each level_1 Zipf-sized (at least 4 rows); the external rows follow the same
   proportions (1,000 rows);
+* ``banking77-skewed-small``: as skewed, a few hundred rows (Zipf shares of 300, every leaf at least 3: 380-430
+  rows, half in cards, 3 of 4 leaves with 3-10 rows), the small skewed taxonomy a new team starts with;
 * ``demo``: the demo generator with ``seed = draw`` (draw 0 is the committed demo; its LLM labels are
   ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels;
 * ``demo-long``: the same rows, labels and split as ``demo``, each summary a 200-600-word transcript with the
@@ -68,7 +70,7 @@ from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_labeled
 
-DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "demo", "demo-long")
+DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "banking77-skewed-small", "demo", "demo-long")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
     "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
     "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
@@ -112,6 +114,8 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
     pool = pool.sample(n=min(pool_rows, len(pool)), random_state=draw).reset_index(drop=True)
     if name == "banking77-skewed":
         drawn, external = skewed_draw(everything, rows, 1000, draw)
+    elif name == "banking77-skewed-small":
+        drawn, external = skewed_draw(everything, 300, 1000, draw, min_rows=3)
     else:
         drawn, rest = train_test_split(everything, train_size=rows, stratify=everything["level_3"], random_state=draw)
         external = rest.sample(n=min(external_rows, len(rest)), random_state=draw).reset_index(drop=True)
@@ -123,9 +127,10 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
 
 
 def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
-                big_area: str = "cards") -> tuple[pd.DataFrame, pd.DataFrame]:
+                big_area: str = "cards", min_rows: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two disjoint samples with the same skewed class sizes: ``big_area`` holds half of the rows, the leaves
-    inside each level_1 get Zipf weights (1/rank, ranks shuffled with ``seed``), every leaf at least 4 rows."""
+    inside each level_1 get Zipf weights (1/rank, ranks shuffled with ``seed``), every leaf at least
+    ``min_rows`` rows."""
     rng = np.random.default_rng(seed)
     weights = {}
     for area, group in frame.groupby("level_1"):
@@ -136,7 +141,7 @@ def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
     drawn, external = [], []
     for leaf, group in frame.groupby("level_3"):
         group = group.sample(frac=1.0, random_state=seed)
-        n_user = max(4, int(round(weights[leaf] * rows)))
+        n_user = max(min_rows, int(round(weights[leaf] * rows)))
         n_ext = max(2, int(round(weights[leaf] * external_rows)))
         n_user = min(n_user, len(group) - n_ext)
         drawn.append(group.iloc[:n_user])
