@@ -4,8 +4,9 @@ The driver runs the same check pass as the local engine (every problem reported 
 predicted, call_ids compared across files, the counts); Ray Data then streams the parquet files through a
 pool of actors, each holding the run folder's predictor (PyTorch or ONNX), and the driver writes the
 predictions as they arrive, in input order, into the same single parquet file, first row per call_id, moved
-into place only when complete. So the output is identical to ``--engine local``'s. Ray's streaming executor
-bounds the blocks in flight, but peak memory still grows with the input (measured in benchmarks/README.md).
+into place only when complete. So the output is identical to ``--engine local``'s. The driver's memory is
+flat in the input (the check holds 16 bytes per row); Ray's worker processes are not yet shown to be
+(measured in benchmarks/README.md).
 
 On a cluster, ``RAY_ADDRESS`` (``ray://head:10001``, or run on the head node) chooses it; the input, the run
 folder and the output must be paths every node sees (a shared file system), and every node needs this
