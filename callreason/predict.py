@@ -171,16 +171,22 @@ def _chunks(dataset, chunk_rows: int, source: str):
 MAX_PROBLEM_LINES = 20
 
 
-def call_id_hashes(call_ids: pd.Series) -> np.ndarray:
-    """A 64-bit hash per call_id (``uint64``; the same in every process and run), so that comparing call_ids
-    across a pool costs 8 bytes per row instead of a Python string per row."""
-    return pd.util.hash_array(call_ids.to_numpy(dtype=object))
+def call_id_hashes(texts: pd.Series) -> np.ndarray:
+    """A 64-bit hash per call_id (or summary; ``uint64``, the same in every process and run), so that comparing
+    call_ids across a pool costs 8 bytes per row instead of a Python string per row."""
+    return pd.util.hash_array(texts.to_numpy(dtype=object))
 
 
 def _repeated(hashes: np.ndarray) -> np.ndarray:
     """The values that occur more than once in ``hashes``, sorted."""
     values, counts = np.unique(hashes, return_counts=True)
     return values[counts > 1]
+
+
+def _may_repeat(call_ids: pd.Series, repeated: np.ndarray) -> np.ndarray:
+    """Positions in ``call_ids`` whose hash is in ``repeated`` (:func:`_repeated`): the only rows whose
+    call_id can occur elsewhere, which are then compared exactly."""
+    return np.flatnonzero(np.isin(call_id_hashes(call_ids), repeated))
 
 
 @dataclass
@@ -216,7 +222,7 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
             if key not in ("rows_read", "rows_out"):
                 totals[key] = totals.get(key, 0) + int(value)
         id_hashes.append(call_id_hashes(chunk["call_id"]))
-        text_hashes.append(pd.util.hash_array(chunk["summary"].to_numpy(dtype=object)))
+        text_hashes.append(call_id_hashes(chunk["summary"]))
     usable = int(sum(len(h) for h in id_hashes))
     repeated = _repeated(np.concatenate(id_hashes)) if id_hashes else np.empty(0, np.uint64)
     del id_hashes
@@ -227,7 +233,7 @@ def check_prediction_input(dataset, source: str, chunk_rows: int, max_chars: int
         for _, frame in _chunks(dataset, chunk_rows, source):
             chunk, _ = validate_prediction_input(frame, source, max_chars)
             summaries = next(hashes)
-            for k in np.flatnonzero(np.isin(call_id_hashes(chunk["call_id"]), repeated)):
+            for k in _may_repeat(chunk["call_id"], repeated):
                 call_id, summary = chunk["call_id"].iat[k], int(summaries[k])
                 if call_id not in first_summary:
                     first_summary[call_id] = summary
@@ -262,7 +268,7 @@ def write_unique_predictions(frames: Iterable[pd.DataFrame], output_path: str | 
             if len(checked.repeated_call_ids):
                 keep = np.ones(len(frame), dtype=bool)
                 call_ids = frame["call_id"]
-                for k in np.flatnonzero(np.isin(call_id_hashes(call_ids), checked.repeated_call_ids)):
+                for k in _may_repeat(call_ids, checked.repeated_call_ids):
                     keep[k] = call_ids.iat[k] not in seen
                     seen.add(call_ids.iat[k])
                 frame = frame[keep]

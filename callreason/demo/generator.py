@@ -263,9 +263,12 @@ def lengthen_summary(summary: str, rng: np.random.Generator) -> str:
     them, so what decides the class can sit anywhere, also past a model's ``max_length``."""
     nxt = iter(rng.random(1024).tolist()).__next__
 
+    def filled(template: str) -> str:
+        return _cap(_fill(template, {}, nxt))
+
     def sentence(kind: str) -> str:
         options = _TRANSCRIPT[kind]
-        return _cap(_fill(options[int(nxt() * len(options))], {}, nxt))
+        return filled(options[int(nxt() * len(options))])
 
     target = int(LONG_MIN_WORDS + nxt() * (LONG_MAX_WORDS - LONG_MIN_WORDS + 1))
     head = [sentence("greeting"), *(sentence("verification") for _ in range(1 + (nxt() < 0.5)))]
@@ -277,7 +280,7 @@ def lengthen_summary(summary: str, rng: np.random.Generator) -> str:
         if not deck:
             deck = [t for kind in ("process", "hold") for t in _TRANSCRIPT[kind]]
             deck = [deck[i] for i in np.argsort([nxt() for _ in deck])]
-        middle.append(_cap(_fill(deck.pop(), {}, nxt)))
+        middle.append(filled(deck.pop()))
         words += len(middle[-1].split())
     if words > LONG_MAX_WORDS and middle:  # the last sentence overshot the range
         middle.pop()
