@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import cpu_count
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
@@ -60,14 +61,16 @@ def choose_folds(labels: np.ndarray, folds: int, seed: int) -> tuple[StratifiedK
 
 def out_of_fold_probs(texts: list[str], labels: np.ndarray, folds: int, c: float,
                       seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(n, m)`` out-of-fold class probabilities for ``labels`` coded ``0..m-1`` (every code present)."""
+    """``(n, m)`` out-of-fold class probabilities for ``labels`` coded ``0..m-1`` (every code present). The folds
+    are fitted in parallel, one per CPU this process may use (the same probabilities as one after another)."""
     if not isinstance(c, numbers.Real) or isinstance(c, bool) or not c > 0:
         raise InputError(f"params.yaml: label_issues.c must be a number > 0, got {c!r}")
     splitter, info = choose_folds(labels, folds, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message=".*[Nn]umber of classes in training fold.*")
-        probs = cross_val_predict(text_model(float(c), seed), texts, labels, cv=splitter, method="predict_proba")
+        probs = cross_val_predict(text_model(float(c), seed), texts, labels, cv=splitter, method="predict_proba",
+                                  n_jobs=min(info["folds"], cpu_count()))
     return probs, info
 
 

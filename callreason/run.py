@@ -26,7 +26,7 @@ from callreason.params import Settings
 from callreason.run_folder import RunFolder
 from callreason.split import SIDES
 from callreason.taxonomy import LEVELS, Taxonomy
-from callreason.training import fit_level
+from callreason.training import SharedEncodings, fit_level
 
 MODELS = Path("models")
 HELDOUT, RETRAINED, FINAL = MODELS / "heldout", MODELS / "retrained", MODELS / "final"
@@ -57,11 +57,14 @@ def fit_levels(rows: pd.DataFrame, val: pd.DataFrame, taxonomy: Taxonomy, settin
                work_root: Path, live_root: Path | None = None, levels: Iterable[str] = LEVELS,
                sample_weight: np.ndarray | None = None,
                replays: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Train each of ``levels`` into ``folder/<level>`` (see :func:`callreason.training.fit_level`);
-    ``replays[level]``: the training record whose choices a refit replays. Returns the summaries."""
+    """Train each of ``levels`` into ``folder/<level>`` (see :func:`callreason.training.fit_level`), encoding
+    the rows once for all of them (:class:`SharedEncodings`); ``replays[level]``: the training record whose
+    choices a refit replays. Returns the summaries."""
+    shared = SharedEncodings()
     return {level: fit_level(level, rows, val, taxonomy.labels[level], settings, folder / level,
                              None if live_root is None else live_root / level, work_root / level,
-                             sample_weight=sample_weight, replay=None if replays is None else replays[level])
+                             sample_weight=sample_weight, replay=None if replays is None else replays[level],
+                             shared=shared)
             for level in levels}
 
 

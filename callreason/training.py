@@ -42,7 +42,6 @@ from callreason.modeling import (
     load_base_tokenizer,
     pad_batch,
     row_losses,
-    run_batched,
     save_classifier,
     shared_modules,
     supports_layer_cache,
@@ -97,12 +96,13 @@ class TokenizedRows(torch.utils.data.Dataset):
     (tokens, hidden)."""
 
     def __init__(self, token_ids: list[list[int]], labels: np.ndarray, weights: np.ndarray | None = None,
-                 cached_hidden: list[torch.Tensor] | None = None, cached_depth: int = 0):
+                 cached_hidden: list[torch.Tensor] | None = None, cached_depth: int = 0, key: tuple | None = None):
         self.token_ids = token_ids
         self.labels = np.asarray(labels, dtype=np.int64)
         self.weights = np.ones(len(token_ids), np.float32) if weights is None else np.asarray(weights, np.float32)
         self.cached_hidden = cached_hidden
         self.cached_depth = cached_depth
+        self.key = key  # what SharedEncodings knows these texts by (None: not shared)
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -147,14 +147,59 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     run in length-sorted batches, returned in row order."""
     model.eval()
     collate = PadCollator(pad_id)
+    device = next(model.parameters()).device
 
     def compute(index: np.ndarray) -> torch.Tensor:
         batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")} for i in index])
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         pooled = model.pool(batch.pop("input_ids", None), **batch)
         return model.logits_from_pooled(pooled) if output == "logits" else pooled
 
     width = model.head.out_features if output == "logits" else model.head.in_features
     return in_length_order(np.array([len(ids) for ids in rows.token_ids]), batch_size, compute, width)
+
+
+def pooled_logits(model: TextClassifier, pooled: np.ndarray) -> np.ndarray:
+    """``model``'s logits ``(n, k)`` for pooled vectors ``pooled`` ``(n, hidden)`` (the head, and the neighbours'
+    vote when the model has one)."""
+    with torch.inference_mode():
+        vectors = torch.from_numpy(pooled).to(model.head.weight.device)
+        return model.logits_from_pooled(vectors).float().cpu().numpy()
+
+
+class SharedEncodings:
+    """What the levels of one run compute identically before any of them trains, computed by the first level
+    that needs it and kept for the others (:func:`callreason.run.fit_levels` holds one per run): each list of
+    texts' token ids and frozen-bottom outputs (:func:`cached_rows`), and its pooled vectors under the untrained
+    encoder (:meth:`starting_pooled`: the linear probe's features and the starting scores). Keyed by the base
+    encoder, pooling, max_length, frozen depth and the texts themselves, so a level whose inputs differ
+    computes its own. The neighbour index and validation scores after training reuse the frozen-bottom outputs,
+    so only the trained layers run again."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[tuple, tuple[list[list[int]], list[torch.Tensor] | None, int]] = {}
+        self._pooled: dict[tuple, np.ndarray] = {}
+
+    @staticmethod
+    def key(model: TextClassifier, texts: list[str], depth: int) -> tuple:
+        """What makes two levels' encodings of ``texts`` the same: base encoder, pooling, max_length, depth."""
+        config = model.classifier_config
+        digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
+        return (model.encoder.name_or_path, config.pooling, config.normalize, config.max_length, depth, digest)
+
+    def encoded(self, key: tuple, compute) -> tuple[list[list[int]], list[torch.Tensor] | None, int]:
+        """``(token_ids, frozen-bottom outputs or None, depth)`` under ``key``, from ``compute()`` the first time."""
+        if key not in self._encoded:
+            self._encoded[key] = compute()
+        return self._encoded[key]
+
+    def starting_pooled(self, model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> np.ndarray:
+        """Pooled vectors ``(n, hidden)`` of ``rows`` under the untrained encoder: call it before ``model`` trains."""
+        if rows.key is None:
+            return model_outputs(model, rows, pad_id, batch_size, output="pooled")
+        if rows.key not in self._pooled:
+            self._pooled[rows.key] = model_outputs(model, rows, pad_id, batch_size, output="pooled")
+        return self._pooled[rows.key]
 
 
 class KeepBestCallback(TrainerCallback):
@@ -327,25 +372,34 @@ class EpochCurves(TrainerCallback):
 
 def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: np.ndarray,
                 settings: FitSettings, sample_weight: np.ndarray | None = None,
-                timer: PhaseTimer | None = None) -> TokenizedRows:
+                timer: PhaseTimer | None = None, shared: SharedEncodings | None = None) -> TokenizedRows:
     """``texts`` tokenized once; with frozen bottom layers (``settings.train.frozen_layers``) on an encoder that
-    supports it, their output is computed once here and training runs only the layers above. ``timer``
-    records the phases ``tokenize`` and ``frozen_bottom``."""
+    supports it, their output is computed once here and training runs only the layers above. With ``shared``,
+    another level of the run that encoded the same texts already did both. ``timer`` records the phases
+    ``tokenize`` and ``frozen_bottom``."""
     timer = timer or PhaseTimer()
-    with timer.phase("tokenize"):
-        token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
     frozen = min(settings.train.frozen_layers, len(transformer_layers(model.encoder)))
-    if frozen > 0 and supports_layer_cache(model.encoder) and token_ids:
-        with timer.phase("frozen_bottom"):
-            cache = bottom_layers_output(model, tokenizer, token_ids, frozen, settings.eval_batch_size)
-        return TokenizedRows(token_ids, labels, sample_weight, cache, cached_depth=frozen)
-    return TokenizedRows(token_ids, labels, sample_weight)
+    depth = frozen if frozen > 0 and supports_layer_cache(model.encoder) else 0
+
+    def compute() -> tuple[list[list[int]], list[torch.Tensor] | None, int]:
+        with timer.phase("tokenize"):
+            token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
+        if depth and token_ids:
+            with timer.phase("frozen_bottom"):
+                return token_ids, bottom_layers_output(model, tokenizer, token_ids, depth, settings.eval_batch_size), depth
+        return token_ids, None, 0
+
+    key = None if shared is None else SharedEncodings.key(model, texts, depth)
+    token_ids, hidden, depth = compute() if shared is None else shared.encoded(key, compute)
+    return TokenizedRows(token_ids, labels, sample_weight, hidden, depth, key=key)
 
 
 @torch.inference_mode()
-def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
-    """The model's (weighted) mean training loss on ``rows``, as the Trainer computes it."""
-    logits = torch.from_numpy(model_outputs(model, rows, pad_id, batch_size))
+def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int,
+                  logits: np.ndarray | None = None) -> float:
+    """The model's (weighted) mean training loss on ``rows``, as the Trainer computes it (from ``logits``, the
+    model's on ``rows``, when given)."""
+    logits = torch.from_numpy(model_outputs(model, rows, pad_id, batch_size) if logits is None else logits)
     if model.loss_offsets is not None:
         logits = logits + model.loss_offsets
     losses = row_losses(logits, torch.tensor(rows.labels), model.loss, model.label_smoothing)
@@ -353,11 +407,14 @@ def training_loss(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     return float((losses * weights).sum() / weights.sum().clamp(min=1e-9))
 
 
-def macro_f1_of(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int) -> float:
-    """Macro-F1 of ``model``'s argmax on ``rows``; -1.0 when there are none."""
+def macro_f1_of(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch_size: int,
+                logits: np.ndarray | None = None) -> float:
+    """Macro-F1 of ``model``'s argmax on ``rows`` (of ``logits``, the model's on ``rows``, when given); -1.0 when
+    there are none."""
     if not len(rows):
         return -1.0
-    return float(f1_score(rows.labels, model_outputs(model, rows, pad_id, batch_size).argmax(1), average="macro"))
+    logits = model_outputs(model, rows, pad_id, batch_size) if logits is None else logits
+    return float(f1_score(rows.labels, logits.argmax(1), average="macro"))
 
 
 def training_arguments(settings: FitSettings, work_dir: Path, evaluate: bool) -> TrainingArguments:
@@ -408,6 +465,7 @@ def train_classifier(
     probe_weight: np.ndarray | None = None,
     logit_adjustment: np.ndarray | None = None,
     timer: PhaseTimer | None = None,
+    shared: SharedEncodings | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place; returns a summary (best epoch, validation macro-F1, timings).
 
@@ -422,23 +480,29 @@ def train_classifier(
     ``logit_adjustment``: ``(k,)`` added to the logits in the training loss only (see :func:`class_balance`).
     ``timer`` records the phases ``tokenize``, ``frozen_bottom``, ``probe`` (its features and fit, the
     starting validation score and training loss) and ``fine_tune`` (the epochs with their validation passes).
+    ``shared``: what the other levels of the run already encoded (:class:`SharedEncodings`); ``model`` must then
+    be untrained, fresh from the base encoder.
     """
     torch.manual_seed(settings.seed)
     timer = timer or PhaseTimer()
-    train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight, timer)
-    val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings, timer=timer)
+    shared = shared or SharedEncodings()
+    train_set = cached_rows(model, tokenizer, train_texts, train_labels, settings, sample_weight, timer, shared)
+    val_set = cached_rows(model, tokenizer, val_texts, val_labels, settings, timer=timer, shared=shared)
     n_layers = len(transformer_layers(model.encoder))
     pad_id = tokenizer.pad_token_id
     with timer.phase("probe"):
+        train_pooled = shared.starting_pooled(model, train_set, pad_id, settings.eval_batch_size)
         if settings.train.linear_probe:
-            features = model_outputs(model, train_set, pad_id, settings.eval_batch_size, output="pooled")
-            fit_linear_probe(model, features, train_labels, settings.train.probe_c, settings.seed,
+            fit_linear_probe(model, train_pooled, train_labels, settings.train.probe_c, settings.seed,
                              sample_weight if probe_weight is None else probe_weight)
         if logit_adjustment is not None:
             model.loss_offsets = torch.tensor(logit_adjustment, dtype=torch.float32)
-        start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size)
+        val_logits = (pooled_logits(model, shared.starting_pooled(model, val_set, pad_id, settings.eval_batch_size))
+                      if len(val_set) else None)
+        start_f1 = macro_f1_of(model, val_set, pad_id, settings.eval_batch_size, val_logits)
         probe_f1 = start_f1 if len(val_set) else None
-        curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size), probe_f1, live)
+        curves = EpochCurves(training_loss(model, train_set, pad_id, settings.eval_batch_size,
+                                           pooled_logits(model, train_pooled)), probe_f1, live)
     summary = {"linear_probe_val_macro_f1": probe_f1, "best_val_macro_f1": probe_f1, "best_epoch": 0.0,
                "epochs_run": 0.0, "train_seconds": 0.0, "train_samples_per_second": math.nan,
                "bf16": bf16_enabled(settings.train.bf16), "curve": curves.rows}
@@ -520,29 +584,27 @@ def class_balance(labels: np.ndarray, n_classes: int, mode: str, sample_weight: 
     return sample_weight, balanced, np.log(prior).astype(np.float32)
 
 
-def attach_lexical_model(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
-                         val_rows: pd.DataFrame, level: str, sample_weight: np.ndarray | None = None,
-                         weight: float | None = None) -> float:
-    """Fit the TF-IDF companion on ``train_rows`` and attach it with blend ``weight`` (chosen on
-    ``val_rows`` by log-loss when None). Returns the weight."""
+def attach_lexical_model(model: TextClassifier, train_rows: pd.DataFrame, val_rows: pd.DataFrame, level: str,
+                         sample_weight: np.ndarray | None = None, weight: float | None = None,
+                         val_logits: np.ndarray | None = None) -> float:
+    """Fit the TF-IDF companion on ``train_rows`` and attach it with blend ``weight`` (when None, chosen by
+    log-loss on ``val_rows``, whose transformer logits are ``val_logits``). Returns the weight."""
     lexical = LexicalModel.fit(train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
                                model.head.out_features, sample_weight=sample_weight)
     if weight is None:
-        val_texts = val_rows["summary"].tolist()
-        weight = choose_blend_weight(run_batched(model, tokenizer, val_texts), lexical.log_proba(val_texts),
+        weight = choose_blend_weight(val_logits, lexical.log_proba(val_rows["summary"].tolist()),
                                      val_rows[f"{level}_id"].to_numpy())
     model.lexical = lexical if weight > 0 else None
     model.classifier_config.lexical_weight = weight
     return weight
 
 
-def attach_neighbours(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, train_rows: pd.DataFrame,
-                      level: str, weight: float, batch_size: int) -> None:
-    """Index the fine-tuned encoder's pooled vectors of ``train_rows`` (the nearest-neighbour companion,
-    :mod:`callreason.neighbours`) and give its vote ``weight`` in the model's logits."""
-    pooled = run_batched(model, tokenizer, train_rows["summary"].tolist(), batch_size, output="pooled")
-    index = NeighbourIndex(torch.from_numpy(pooled), torch.tensor(train_rows[f"{level}_id"].to_numpy()),
-                           model.head.out_features)
+def attach_neighbours(model: TextClassifier, rows: TokenizedRows, pad_id: int, weight: float, batch_size: int) -> None:
+    """Index the fine-tuned encoder's pooled vectors of the training ``rows`` (the nearest-neighbour companion,
+    :mod:`callreason.neighbours`; from their frozen-bottom outputs when cached) and give its vote ``weight`` in
+    the model's logits."""
+    pooled = model_outputs(model, rows, pad_id, batch_size, output="pooled")
+    index = NeighbourIndex(torch.from_numpy(pooled), torch.tensor(rows.labels), model.head.out_features)
     model.neighbours = index.to(next(model.parameters()).device)
     model.classifier_config.knn_weight = weight
 
@@ -558,6 +620,7 @@ def fit_level(
     work_dir: Path,
     sample_weight: np.ndarray | None = None,
     replay: dict[str, Any] | None = None,
+    shared: SharedEncodings | None = None,
 ) -> dict[str, Any]:
     """Train ``level``'s classifier on ``train_rows`` (columns ``summary``, ``{level}_id``) and save it.
 
@@ -567,7 +630,8 @@ def fit_level(
     inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved
     into place when complete, so an interrupted run leaves the previous model intact. Returns the training
     summary (also saved in the folder as ``training.json``), with ``seconds`` per phase: ``load``, those of
-    :func:`train_classifier`, ``companions`` (neighbour index and TF-IDF companion) and ``save``.
+    :func:`train_classifier`, ``companions`` (neighbour index and TF-IDF companion) and ``save``. ``shared``:
+    the run's :class:`SharedEncodings`, so levels trained on the same rows encode them once.
     """
     from dvclive import Live
 
@@ -597,20 +661,27 @@ def fit_level(
     live = None
     if is_main_process() and live_dir is not None:
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
+    shared = shared or SharedEncodings()
+    train_texts, train_ids = train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy()
+    val_texts, val_ids = val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy()
     summary = train_classifier(
-        model, tokenizer,
-        train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
-        val_rows["summary"].tolist(), val_rows[f"{level}_id"].to_numpy(),
+        model, tokenizer, train_texts, train_ids, val_texts, val_ids,
         fit, work_dir, sample_weight=loss_weight, live=live, probe_weight=convex_weight, logit_adjustment=adjustment,
-        stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])), timer=timer,
+        stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])), timer=timer, shared=shared,
     )
     with timer.phase("companions"):
+        pad_id = tokenizer.pad_token_id
         if fit.train.knn_weight > 0:
-            attach_neighbours(model, tokenizer, train_rows, level, fit.train.knn_weight, fit.eval_batch_size)
+            train_set = cached_rows(model, tokenizer, train_texts, train_ids, fit, shared=shared)
+            attach_neighbours(model, train_set, pad_id, fit.train.knn_weight, fit.eval_batch_size)
         if settings.train.lexical_blend:
             weight = None if replay is None else replay.get("lexical_weight", 0.0)
-            summary["lexical_weight"] = attach_lexical_model(model, tokenizer, train_rows, val_rows, level,
-                                                             convex_weight, weight)
+            val_logits = None
+            if weight is None:
+                val_set = cached_rows(model, tokenizer, val_texts, val_ids, fit, shared=shared)
+                val_logits = model_outputs(model, val_set, pad_id, fit.eval_batch_size)
+            summary["lexical_weight"] = attach_lexical_model(model, train_rows, val_rows, level, convex_weight, weight,
+                                                             val_logits)
     class_ids = np.bincount(train_rows[f"{level}_id"].to_numpy(), minlength=len(labels))
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "class_rows": {label: int(n) for label, n in zip(labels, class_ids) if n},

@@ -1,6 +1,8 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 from sklearn.metrics import f1_score
 
 from callreason.dataset import encode_dataset
@@ -139,3 +141,45 @@ def test_early_stopping_keeps_the_best_epoch_and_never_stops_on_the_first_epochs
     assert run_keep_best([0.80, 0.83, 0.85, 0.86], probe_score=0.84, patience=2) == (4, 4.0, 4)
     assert run_keep_best([0.90, 0.89, 0.88, 0.95], probe_score=0.84, patience=2) == (3, 1.0, 1)
     assert run_keep_best([1.0, 0.5], probe_score=0.84, patience=3) == (1, 1.0, 1)  # perfect: nothing left to gain
+
+
+def test_the_levels_of_a_run_encode_their_rows_once_and_train_what_each_would_alone(tmp_path, tiny_params,
+                                                                                  small_taxonomy, monkeypatch):
+    """fit_levels shares each row set's frozen-bottom outputs and starting pooled vectors between the levels:
+    the bottom runs once per row set, and every level's model, choices and curves are those of the level
+    trained alone; the neighbour index (built from the cached bottom) holds the vectors a full pass gives."""
+    import callreason.training as training
+    from callreason.neighbours import NeighbourIndex
+    from callreason.run import fit_levels, training_rows
+    from callreason.taxonomy import LEVELS
+
+    params = {**tiny_params, "train": {**tiny_params["train"], "frozen_layers": 1, "knn_weight": 0.2}}
+    settings = settings_from_params(params)
+    data, _ = encode_dataset(make_labeled_rows(60), small_taxonomy, 0.25, 0.2, 0, 1)
+    train, val = training_rows(data, ("train",)), training_rows(data, ("val",))
+    bottom_rows: list[int] = []
+    real_bottom = training.bottom_layers_output
+
+    def counted(model, tokenizer, token_ids, *args, **kwargs):
+        bottom_rows.append(len(token_ids))
+        return real_bottom(model, tokenizer, token_ids, *args, **kwargs)
+
+    monkeypatch.setattr(training, "bottom_layers_output", counted)
+    together = fit_levels(train, val, small_taxonomy, settings, tmp_path / "run", tmp_path / "scratch")
+    assert sorted(bottom_rows) == sorted([len(train), len(val)])  # once per row set, not once per level
+    assert [("frozen_bottom" in together[level]["seconds"]) for level in LEVELS] == [True, False, False]
+    texts = val["summary"].tolist() + train["summary"].tolist()[:5]
+    for level in LEVELS:
+        alone = fit_level(level, train, val, small_taxonomy.labels[level], settings, tmp_path / "alone" / level,
+                          None, tmp_path / "scratch_alone")
+        same_choices = ("best_epoch", "epochs_run", "lexical_weight", "linear_probe_val_macro_f1", "best_val_macro_f1")
+        assert {k: together[level][k] for k in same_choices} == {k: alone[k] for k in same_choices}
+        for a, b in zip(together[level]["curve"], alone["curve"]):
+            assert a == pytest.approx(b, abs=1e-5)
+        model, tokenizer = load_classifier(tmp_path / "run" / level)
+        reference, _ = load_classifier(tmp_path / "alone" / level)
+        np.testing.assert_allclose(run_batched(model, tokenizer, texts), run_batched(reference, tokenizer, texts),
+                                   atol=1e-5)
+        full_pass = run_batched(model, tokenizer, train["summary"].tolist(), output="pooled")
+        expected = NeighbourIndex(torch.from_numpy(full_pass), torch.zeros(len(train)), 1).vectors
+        np.testing.assert_allclose(model.neighbours.vectors.numpy(), expected.numpy(), atol=2e-3)  # float16 on disk
