@@ -28,8 +28,8 @@ WHAT_THE_RUN_IS = {
     "heldout": "trained on the train split; the validation slice chose each level's epoch, blend weights and "
                "temperature; scored on the test split, which it never saw. Its scores are the honest estimate "
                "for the shipped models (`models/final`), which replay its choices.",
-    "retrained": "the held-out run's recipe plus pseudo-labels of the unlabeled pool; scored on the same test rows "
-                 "to decide whether pseudo-labels help (promoted only if better).",
+    "retrained": "the held-out run's recipe (by default its epochs too) plus pseudo-labels of the unlabeled pool; "
+                 "scored on the same test rows to decide whether pseudo-labels help (promoted only if better).",
     "final": "the shipped models: trained on every usable gold row (train + validation + test) and, when the "
              "retrained run was promoted, its pseudo-labels, replaying the choices of the run it follows. "
              "`predict`, `pseudo_label` and `select_uncertain` use it.",

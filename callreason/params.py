@@ -24,6 +24,9 @@ GROUPINGS = ("level_2", "path_pair", "none")
 """``select_uncertain.group_by`` values."""
 LOSSES = ("cross_entropy", "gce", "bootstrap")
 """``train.loss`` values (see :func:`callreason.modeling.row_losses`)."""
+RETRAIN_EPOCHS = ("heldout", "early_stopping")
+"""``pseudo_label.retrain_epochs`` values: ``retrain`` replays each level's epoch count of the held-out run, or
+chooses its own on the validation slice (see :func:`callreason.pipeline.retrain.retrain`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class PseudoLabelSettings:
     min_confidence: float
     max_per_class_ratio: float | None
     weight: float
+    retrain_epochs: str  # RETRAIN_EPOCHS
     batch_size: int
     chunk_rows: int
 
@@ -252,6 +256,7 @@ def _pseudo_label(params: Mapping[str, Any]) -> PseudoLabelSettings:
         min_confidence=number(s["min_confidence"], "pseudo_label.min_confidence", 0.0, 1.0, low_open=True),
         max_per_class_ratio=None if ratio is None else number(ratio, "pseudo_label.max_per_class_ratio", 0.0),
         weight=number(s["weight"], "pseudo_label.weight", 0.0, low_open=True),
+        retrain_epochs=choice(s["retrain_epochs"], "pseudo_label.retrain_epochs", RETRAIN_EPOCHS),
         batch_size=integer(s["batch_size"], "pseudo_label.batch_size", 1),
         chunk_rows=integer(s["chunk_rows"], "pseudo_label.chunk_rows", 1),
     )

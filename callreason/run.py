@@ -4,8 +4,9 @@ The pipeline makes three runs (folders under ``models/``):
 
 * ``heldout/``: trained on the train split; the validation slice chose each level's epoch, TF-IDF blend
   weight and temperature; ``metrics/evaluate.json`` scores it on the test split (an honest estimate).
-* ``retrained/``: the same plus pseudo-labels of the unlabeled pool; ``metrics/retrain.json`` scores it
-  on the same test rows and says whether it was promoted (better on held-out gold).
+* ``retrained/``: the same plus pseudo-labels of the unlabeled pool (by default for the epochs the held-out run
+  chose); ``metrics/retrain.json`` scores it on the same test rows and says whether it was promoted (better on
+  held-out gold).
 * ``final/``: refit on every usable gold row (train + val + test, plus the pseudo rows if ``retrained``
   was promoted), replaying the choices of the held-out run it follows. No choice is made on rows it
   trained on. ``predict``, ``pseudo_label`` and ``select_uncertain`` use it.

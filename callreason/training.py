@@ -627,7 +627,8 @@ def fit_level(
     Held-out run (``replay`` None): ``val_rows`` choose the epoch (``train.early_stopping``) and the
     TF-IDF blend weight. Refit (``replay``: the ``training.json`` record of a held-out run's model, and
     ``val_rows`` empty): no choice is made, the held-out run's are replayed (its max_length, its best epoch
-    inside the same schedule, its blend weight). The folder is written to a temporary sibling and moved
+    inside the same schedule, its blend weight). Retrain (``replay`` and ``val_rows``): max_length and epochs
+    are replayed, ``val_rows`` choose the blend weight. The folder is written to a temporary sibling and moved
     into place when complete, so an interrupted run leaves the previous model intact. Returns the training
     summary (also saved in the folder as ``training.json``), with ``seconds`` per phase: ``load``, those of
     :func:`train_classifier`, ``companions`` (neighbour index and TF-IDF companion) and ``save``. ``shared``:
@@ -675,7 +676,7 @@ def fit_level(
             train_set = cached_rows(model, tokenizer, train_texts, train_ids, fit, shared=shared)
             attach_neighbours(model, train_set, pad_id, fit.train.knn_weight, fit.eval_batch_size)
         if settings.train.lexical_blend:
-            weight = None if replay is None else replay.get("lexical_weight", 0.0)
+            weight = None if replay is None or len(val_rows) else replay.get("lexical_weight", 0.0)
             val_logits = None
             if weight is None:
                 val_set = cached_rows(model, tokenizer, val_texts, val_ids, fit, shared=shared)

@@ -2,7 +2,8 @@
 
 The held-out run (``models/heldout``, calibrated) labels the unlabeled pool; confident, class-capped paths
 join the train split at weight ``pseudo_label.weight``; the three levels are trained again
-(``models/retrained``) and scored on the same test rows (``metrics/retrain.json``). The retrained run is
+(``models/retrained``; by default for the epochs the held-out run chose, ``pseudo_label.retrain_epochs``) and
+scored on the same test rows (``metrics/retrain.json``). The retrained run is
 promoted (``refit`` then adds these pseudo rows and replays its choices) only if it beats the held-out run
 (:func:`callreason.run.promotion_decision`); otherwise it is kept for comparison.
 """
@@ -58,7 +59,9 @@ def main() -> None:
                      Path(f"data/predictions/{NAME}_test.parquet"))
     write_run_files(RETRAINED, taxonomy, settings, metrics["calibration"]["temperature"], run="retrained",
                     trained_on="the train split + pseudo-labels of the unlabeled pool",
-                    choices_made_on=f"the validation slice ({len(val)} rows)",
+                    choices_made_on=f"the validation slice ({len(val)} rows)"
+                                    + ("; epochs and max_length: models/heldout's"
+                                       if cfg.retrain_epochs == "heldout" else ""),
                     scored_on=f"the test split ({len(test)} rows): metrics/retrain.json", **counts, **decision)
     run.write_model_card(model_card(run, result.scores, "reports/retrain.json", settings.filter.min_confidence))
     write_json({"retrained": {**{level: {"macro_f1": metrics[level]["macro_f1"]} for level in reversed(LEVELS)},

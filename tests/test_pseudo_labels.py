@@ -252,8 +252,8 @@ def smoke_repo(root: Path, params: dict) -> Taxonomy:
               "train": {**params["train"], "batch_size": 32, "patience": 1},
               "data": {**params["data"], "labeled": "data/phase2_labeled.parquet",
                        "unlabeled": "data/unlabeled_summaries.parquet", "taxonomy": "taxonomy/taxonomy.json"},
-              "pseudo_label": {"min_confidence": 0.05, "max_per_class_ratio": 0.5, "weight": 0.5, "batch_size": 16,
-                               "chunk_rows": 7},
+              "pseudo_label": {**params["pseudo_label"], "min_confidence": 0.05, "max_per_class_ratio": 0.5,
+                               "weight": 0.5, "batch_size": 16, "chunk_rows": 7},
               "select_uncertain": {"strategy": "margin", "size": 5, "group_by": "level_2"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return taxonomy
@@ -262,6 +262,24 @@ def smoke_repo(root: Path, params: dict) -> Taxonomy:
 def run_stage_main(module, monkeypatch, *argv: str) -> None:
     monkeypatch.setattr("sys.argv", [module.__name__, *argv])
     module.main()
+
+
+def test_retrain_chooses_its_own_epochs_on_the_validation_slice_when_told_to(tmp_path, monkeypatch, tiny_params):
+    """``pseudo_label.retrain_epochs: early_stopping``: the retrained levels stop early on the validation slice
+    (as the held-out run does) instead of replaying the held-out run's epochs."""
+    from stages import evaluate, retrain, train
+
+    params = {**tiny_params, "epochs": 3,
+              "pseudo_label": {**tiny_params["pseudo_label"], "retrain_epochs": "early_stopping"}}
+    smoke_repo(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    for level in LEVELS:
+        run_stage_main(train, monkeypatch, "--level", level)
+    run_stage_main(evaluate, monkeypatch)
+    run_stage_main(retrain, monkeypatch)
+    for level in LEVELS:
+        record = json.loads((Path("models/retrained") / level / "training.json").read_text())
+        assert not record["replayed"] and record["epochs_run"] >= 1
 
 
 def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_refit(tmp_path, monkeypatch,
@@ -288,6 +306,11 @@ def test_the_stages_after_training_make_a_promoted_or_kept_retrain_and_a_final_r
     fit = json.loads(Path("reports/retrain_fit.json").read_text())
     gold = int((data["split"] == "train").sum())
     assert fit["gold_rows"] == gold and fit["levels"]["level_3"]["train_rows"] == gold + fit["pseudo_rows"]
+    for level in LEVELS:  # pseudo_label.retrain_epochs: heldout: the held-out run's epochs, a blend weight of its own
+        record = json.loads((Path("models/retrained") / level / "training.json").read_text())
+        chosen = json.loads((Path("models/heldout") / level / "training.json").read_text())
+        assert record["replayed"] and record["val_rows"] == int((data["split"] == "val").sum())
+        assert record["epochs_run"] == round(chosen["best_epoch"]) and record["max_length"] == chosen["max_length"]
     promotion = json.loads(Path("models/promotion.json").read_text())
     promoted_rows = pd.read_parquet("data/promoted_pseudo_labels.parquet")
     better = evaluated["retrained"]["level_3"]["macro_f1"] > heldout["level_3"]["macro_f1"]

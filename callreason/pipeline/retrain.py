@@ -42,7 +42,10 @@ def retrain(dataset: pd.DataFrame, pool: pd.DataFrame, taxonomy: Taxonomy, setti
             model_version: str = "") -> Retrained | None:
     """``retrain``: the calibrated held-out run labels the usable ``pool``; the confident, class-capped paths
     join the train split at ``pseudo_label.weight``; the three levels train again into ``run`` and are scored on
-    the same test rows; promoted only if better than ``heldout_scores`` (the held-out run's scores). Under
+    the same test rows; promoted only if better than ``heldout_scores`` (the held-out run's scores). With
+    ``pseudo_label.retrain_epochs: heldout`` each level replays the held-out run's max_length and epoch count
+    (the probe alone where that run kept the probe) and the validation slice picks only its blend weight and
+    temperature; with ``early_stopping`` it chooses its epoch on the validation slice too. Under
     ``accelerate launch`` only the main process scores the run; the others return None after training."""
     cfg = settings.pseudo_label
     timer = PhaseTimer()
@@ -52,9 +55,10 @@ def retrain(dataset: pd.DataFrame, pool: pd.DataFrame, taxonomy: Taxonomy, setti
     suspects = suspect_call_ids(training_rows(dataset, ("train", "val")), taxonomy, settings)
     rows, pseudo, counts = retrain_set(dataset, scored, suspects, taxonomy, settings)
     val, test = training_rows(dataset, ("val",)), training_rows(dataset, ("test",))
+    replays = heldout.training_records() if cfg.retrain_epochs == "heldout" else None
     with timer.phase("train"):
         fits = fit_levels(rows, val, taxonomy, settings, run.root, work_root, live_root,
-                          sample_weight=rows["sample_weight"].to_numpy(np.float32))
+                          sample_weight=rows["sample_weight"].to_numpy(np.float32), replays=replays)
     if not is_main_process():
         return None
     with timer.phase("evaluate"):
