@@ -40,7 +40,7 @@ import hashlib
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,25 +210,72 @@ def filtered_dataset(case: Case, settings: Settings) -> tuple[pd.DataFrame, pd.D
     return kept, dataset
 
 
-def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
-                 refit: bool = True, retrain: bool = False) -> dict[str, Any]:
-    """The stages' own functions (:mod:`callreason.pipeline`) in memory: filter -> encode -> train -> evaluate
-    [-> retrain, promoted only if better] -> refit, the held-out and final runs scored on the external rows.
-    One level alone (screening) skips evaluate and retrain and scores that model's argmax."""
-    taxonomy = case.taxonomy
-    kept, dataset = filtered_dataset(case, settings)
-    heldout, retrained, final = RunFolder(work / "heldout"), RunFolder(work / "retrained"), RunFolder(work / "final")
+@dataclass
+class HeldoutRun:
+    """A draw's held-out run, trained and evaluated once for every configuration that differs from another only
+    in what the held-out run does not read (``pseudo_label.*``): its folder, training summaries, suspects left
+    out, evaluation and scores on the external rows, and the seconds it took."""
+
+    folder: RunFolder
+    fits: dict[str, dict]
+    suspects: set[str]
+    evaluation: Any
+    scores: dict[str, Any]
+    seconds: float
+
+
+@dataclass
+class HeldoutRuns:
+    """A draw's held-out runs by :func:`heldout_key`, in folders under ``root`` (kept for the whole draw)."""
+
+    root: Path
+    runs: dict[str, HeldoutRun]
+
+
+def heldout_key(settings: Settings) -> str:
+    """What decides a held-out run: every setting but ``pseudo_label`` (read from retrain on)."""
+    return repr(replace(settings, pseudo_label=None))
+
+
+def train_and_evaluate_heldout(case: Case, settings: Settings, dataset: pd.DataFrame, folder: RunFolder,
+                               scratch: Path, levels: tuple[str, ...]) -> HeldoutRun:
+    """``train_l1/2/3`` then ``evaluate`` (all three levels) into ``folder``, scored on the external rows.
+    One level alone (screening) skips evaluate and scores that model's argmax."""
     start = time.perf_counter()
-    fits, suspects = train_heldout(dataset, taxonomy, settings, heldout, work / "scratch", levels=levels)
-    heldout_seconds = time.perf_counter() - start
+    fits, suspects = train_heldout(dataset, case.taxonomy, settings, folder, scratch, levels=levels)
+    seconds = time.perf_counter() - start
     if levels == LEVELS:
-        evaluation, predictor = evaluate_heldout(dataset, taxonomy, settings, heldout)
+        evaluation, predictor = evaluate_heldout(dataset, case.taxonomy, settings, folder)
         temperature = evaluation.details["calibration"]["temperature"]
-        heldout_scores = level_scores_of(case.external, taxonomy, predictor.level_probs(case.external["summary"].tolist()))
+        scores = level_scores_of(case.external, case.taxonomy,
+                                 predictor.level_probs(case.external["summary"].tolist()))
     else:  # screening: the argmax of one level, no temperatures
         evaluation, temperature = None, {level: 1.0 for level in LEVELS}
-        heldout_scores = one_level_scores(heldout.root, levels[0], case.external, taxonomy)
-    write_run_files(heldout.root, taxonomy, settings, temperature)
+        scores = one_level_scores(folder.root, levels[0], case.external, case.taxonomy)
+    write_run_files(folder.root, case.taxonomy, settings, temperature)
+    return HeldoutRun(folder, fits, suspects, evaluation, scores, seconds)
+
+
+def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, ...],
+                 refit: bool = True, retrain: bool = False, heldout_runs: HeldoutRuns | None = None,
+                 ) -> dict[str, Any]:
+    """The stages' own functions (:mod:`callreason.pipeline`) in memory: filter -> encode -> train -> evaluate
+    [-> retrain, promoted only if better] -> refit, the held-out and final runs scored on the external rows.
+    One level alone (screening) skips evaluate and retrain and scores that model's argmax. ``heldout_runs``:
+    the draw's held-out runs, reused (or added to), so configurations that differ only in ``pseudo_label.*``
+    train one held-out run."""
+    taxonomy = case.taxonomy
+    kept, dataset = filtered_dataset(case, settings)
+    retrained, final = RunFolder(work / "retrained"), RunFolder(work / "final")
+    runs = HeldoutRuns(work, {}) if heldout_runs is None else heldout_runs
+    key = heldout_key(settings)
+    if key not in runs.runs:
+        runs.runs[key] = train_and_evaluate_heldout(case, settings, dataset,
+                                                    RunFolder(runs.root / f"heldout-{len(runs.runs)}"),
+                                                    work / "scratch", levels)
+    held = runs.runs[key]
+    heldout, fits, suspects, evaluation = held.folder, held.fits, held.suspects, held.evaluation
+    heldout_scores, heldout_seconds = held.scores, held.seconds
     promotion, promoted_pseudo, decision = {"promoted": False}, empty_pseudo_labels(), None
     start = time.perf_counter()
     if retrain and evaluation is not None:
@@ -340,20 +387,23 @@ def main() -> None:
             continue
         for draw in range(args.first_draw, args.first_draw + args.draws):
             case = make_case(dataset, draw, noise_rate=args.noise_rate)
-            for name, overrides in configs:
-                settings = settings_from_params(apply_overrides(base, {**(TODAY if name == "today" else {}),
-                                                                       **overrides}))
-                with tempfile.TemporaryDirectory() as work:
-                    result = run_pipeline(case, settings, Path(work), levels, refit=name != "today",
-                                          retrain=name != "today" and not args.no_retrain)
-                result.update(dataset=dataset, draw=draw, config=name, overrides=overrides, levels=list(levels),
-                              wrong_share=round(len(case.wrong) / len(case.labeled), 4),
-                              baseline=baseline(case, settings, levels))
-                results.append(result)
-                append_jsonl(args.out, result)
-                shipped = result["heldout"] if name == "today" else result["final"]
-                print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
-                      f"{json.dumps(result['baseline']['scores'])}", flush=True)
+            with tempfile.TemporaryDirectory() as draw_work:
+                heldout_runs = HeldoutRuns(Path(draw_work), {})  # shared by the draw's configurations
+                for name, overrides in configs:
+                    settings = settings_from_params(apply_overrides(base, {**(TODAY if name == "today" else {}),
+                                                                           **overrides}))
+                    with tempfile.TemporaryDirectory(dir=draw_work) as work:
+                        result = run_pipeline(case, settings, Path(work), levels, refit=name != "today",
+                                              retrain=name != "today" and not args.no_retrain,
+                                              heldout_runs=heldout_runs)
+                    result.update(dataset=dataset, draw=draw, config=name, overrides=overrides, levels=list(levels),
+                                  wrong_share=round(len(case.wrong) / len(case.labeled), 4),
+                                  baseline=baseline(case, settings, levels))
+                    results.append(result)
+                    append_jsonl(args.out, result)
+                    shipped = result["heldout"] if name == "today" else result["final"]
+                    print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
+                          f"{json.dumps(result['baseline']['scores'])}", flush=True)
     table = summary_table(results, levels)
     print(table)
     args.out.with_suffix(".md").write_text(table)

@@ -174,7 +174,7 @@ class SharedEncodings:
     encoder (:meth:`starting_pooled`: the linear probe's features and the starting scores). Keyed by the base
     encoder, pooling, max_length, frozen depth and the texts themselves, so a level whose inputs differ
     computes its own. The neighbour index and validation scores after training reuse the frozen-bottom outputs,
-    so only the trained layers run again."""
+    so only the trained layers run again (and nothing does for a level that kept its probe)."""
 
     def __init__(self) -> None:
         self._encoded: dict[tuple, tuple[list[list[int]], list[torch.Tensor] | None, int]] = {}
@@ -599,12 +599,11 @@ def attach_lexical_model(model: TextClassifier, train_rows: pd.DataFrame, val_ro
     return weight
 
 
-def attach_neighbours(model: TextClassifier, rows: TokenizedRows, pad_id: int, weight: float, batch_size: int) -> None:
-    """Index the fine-tuned encoder's pooled vectors of the training ``rows`` (the nearest-neighbour companion,
-    :mod:`callreason.neighbours`; from their frozen-bottom outputs when cached) and give its vote ``weight`` in
-    the model's logits."""
-    pooled = model_outputs(model, rows, pad_id, batch_size, output="pooled")
-    index = NeighbourIndex(torch.from_numpy(pooled), torch.tensor(rows.labels), model.head.out_features)
+def attach_neighbours(model: TextClassifier, pooled: np.ndarray, labels: np.ndarray, weight: float) -> None:
+    """Index the trained encoder's pooled vectors ``pooled`` ``(n, hidden)`` of the training rows, whose class ids
+    are ``labels`` (the nearest-neighbour companion, :mod:`callreason.neighbours`), and give its vote ``weight``
+    in the model's logits."""
+    index = NeighbourIndex(torch.from_numpy(pooled), torch.tensor(labels), model.head.out_features)
     model.neighbours = index.to(next(model.parameters()).device)
     model.classifier_config.knn_weight = weight
 
@@ -670,17 +669,20 @@ def fit_level(
         fit, work_dir, sample_weight=loss_weight, live=live, probe_weight=convex_weight, logit_adjustment=adjustment,
         stop_after_epoch=None if replay is None else int(round(replay["best_epoch"])), timer=timer, shared=shared,
     )
+    def trained_pooled(texts: list[str], ids: np.ndarray) -> np.ndarray:
+        """The trained model's pooled vectors of ``texts``: its starting ones when it kept the probe (the encoder
+        is as it started), else the trained layers over the cached bottom."""
+        rows = cached_rows(model, tokenizer, texts, ids, fit, shared=shared)
+        if summary["best_epoch"] == 0:
+            return shared.starting_pooled(model, rows, tokenizer.pad_token_id, fit.eval_batch_size)
+        return model_outputs(model, rows, tokenizer.pad_token_id, fit.eval_batch_size, output="pooled")
+
     with timer.phase("companions"):
-        pad_id = tokenizer.pad_token_id
         if fit.train.knn_weight > 0:
-            train_set = cached_rows(model, tokenizer, train_texts, train_ids, fit, shared=shared)
-            attach_neighbours(model, train_set, pad_id, fit.train.knn_weight, fit.eval_batch_size)
+            attach_neighbours(model, trained_pooled(train_texts, train_ids), train_ids, fit.train.knn_weight)
         if settings.train.lexical_blend:
             weight = None if replay is None or len(val_rows) else replay.get("lexical_weight", 0.0)
-            val_logits = None
-            if weight is None:
-                val_set = cached_rows(model, tokenizer, val_texts, val_ids, fit, shared=shared)
-                val_logits = model_outputs(model, val_set, pad_id, fit.eval_batch_size)
+            val_logits = None if weight is not None else pooled_logits(model, trained_pooled(val_texts, val_ids))
             summary["lexical_weight"] = attach_lexical_model(model, train_rows, val_rows, level, convex_weight, weight,
                                                              val_logits)
     class_ids = np.bincount(train_rows[f"{level}_id"].to_numpy(), minlength=len(labels))

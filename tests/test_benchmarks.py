@@ -42,6 +42,23 @@ def test_the_noisy_benchmark_runs_heldout_retrain_and_refit(tmp_path, small_case
     assert result["rows_final"] == result["rows_kept"] + decision["pseudo_rows"] * decision["promoted"]
 
 
+def test_configurations_that_differ_only_from_retrain_on_share_one_heldout_run(tmp_path, small_case, fast_settings,
+                                                                              monkeypatch):
+    import benchmarks.noisy as noisy
+
+    trained = []
+    real = noisy.train_heldout
+    monkeypatch.setattr(noisy, "train_heldout", lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
+    (tmp_path / "draw").mkdir()
+    runs = noisy.HeldoutRuns(tmp_path / "draw", {})
+    choose = replace(fast_settings, pseudo_label=replace(fast_settings.pseudo_label, retrain_epochs="early_stopping"))
+    replayed = run_pipeline(small_case, fast_settings, tmp_path / "a", LEVELS, retrain=True, heldout_runs=runs)
+    chosen = run_pipeline(small_case, choose, tmp_path / "b", LEVELS, retrain=True, heldout_runs=runs)
+    assert len(trained) == 1 and replayed["heldout"] == chosen["heldout"] and replayed["choices"] == chosen["choices"]
+    run_pipeline(small_case, replace(fast_settings, seed=7), tmp_path / "c", LEVELS, refit=False, heldout_runs=runs)
+    assert len(trained) == 2  # another seed: another held-out run
+
+
 def test_seed_averaging_scores_each_seeds_refit(tmp_path, small_case, fast_settings):
     from benchmarks.seed_averaging import final_log_proba
 
