@@ -228,7 +228,7 @@ def supports_layer_cache(encoder: nn.Module) -> bool:
         return getattr(encoder.encoder, "conv", None) is None and getattr(encoder, "z_steps", 0) <= 1
     if kind == "mpnet":
         return hasattr(encoder.encoder, "compute_position_bias")
-    return kind in CACHEABLE_MODEL_TYPES and hasattr(encoder, "_create_attention_masks")
+    return kind in CACHEABLE_MODEL_TYPES and not getattr(encoder.config, "is_decoder", False)
 
 
 def shared_modules(encoder: nn.Module) -> list[nn.Module]:
@@ -255,16 +255,14 @@ def run_layers(encoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.T
         for layer in layers:
             hidden = _hidden(layer(hidden, mask, relative_pos=relative, rel_embeddings=embeddings))
         return hidden
-    if kind == "mpnet":
-        from transformers.masking_utils import create_bidirectional_mask
+    from transformers.masking_utils import create_bidirectional_mask  # what the encoders' own forward calls
 
-        mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    mask = create_bidirectional_mask(config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    if kind == "mpnet":
         bias = stack.compute_position_bias(hidden)
         for layer in layers:
             hidden = _hidden(layer(hidden, mask, bias))
         return hidden
-    mask, _ = encoder._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
-                                              embedding_output=hidden, encoder_hidden_states=None, cache=None)
     for layer in layers:
         hidden = _hidden(layer(hidden, mask))
     return hidden
