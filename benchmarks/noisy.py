@@ -30,7 +30,9 @@ an unlabeled pool (BANKING77: 2,000 rows of its pool; demo: the other half of it
 pipeline as it landed before the refit (params of commit c7c1343; the held-out models are what it
 shipped). The TF-IDF + logistic regression baseline is trained on every row the configuration's filter keeps.
 Results: one JSON line per (data set, draw, configuration) in ``--out``; a summary table (mean and
-half-range over draws) is printed and written beside it as ``.md``.
+half-range over draws) is printed and written beside it as ``.md`` (``--summarize FILE`` redoes it for every line
+of a file, e.g. after several runs appended to it). Configurations of a draw that differ only in
+``pseudo_label.*`` share its held-out run (and the refit, when their retrain is not promoted).
 """
 
 from __future__ import annotations
@@ -214,7 +216,8 @@ def filtered_dataset(case: Case, settings: Settings) -> tuple[pd.DataFrame, pd.D
 class HeldoutRun:
     """A draw's held-out run, trained and evaluated once for every configuration that differs from another only
     in what the held-out run does not read (``pseudo_label.*``): its folder, training summaries, suspects left
-    out, evaluation and scores on the external rows, and the seconds it took."""
+    out, evaluation and scores on the external rows, and the seconds it took; and once refit without a promoted
+    retrain (the same final run for all those configurations), that refit's (scores, rows, wrong rows, seconds)."""
 
     folder: RunFolder
     fits: dict[str, dict]
@@ -222,6 +225,7 @@ class HeldoutRun:
     evaluation: Any
     scores: dict[str, Any]
     seconds: float
+    unpromoted_final: tuple[dict[str, Any], int, int, float] | None = None
 
 
 @dataclass
@@ -263,7 +267,8 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
     [-> retrain, promoted only if better] -> refit, the held-out and final runs scored on the external rows.
     One level alone (screening) skips evaluate and retrain and scores that model's argmax. ``heldout_runs``:
     the draw's held-out runs, reused (or added to), so configurations that differ only in ``pseudo_label.*``
-    train one held-out run."""
+    train one held-out run, and one refit of it when their retrain is not promoted. ``refit_seconds`` is retrain
+    and refit together."""
     taxonomy = case.taxonomy
     kept, dataset = filtered_dataset(case, settings)
     retrained, final = RunFolder(work / "retrained"), RunFolder(work / "final")
@@ -291,15 +296,22 @@ def run_pipeline(case: Case, settings: Settings, work: Path, levels: tuple[str, 
         precision = float((truth["level_3"] == truth["level_3_gold"]).mean()) if len(truth) else None
         decision = {**result.decision, "pseudo_rows": len(result.pseudo),
                     "pseudo_precision_vs_gold": None if precision is None else round(precision, 4)}
-    final_scores, final_rows, final_wrong = None, 0, 0
-    if refit:
+    retrain_seconds = time.perf_counter() - start
+    final_scores, final_rows, final_wrong, refit_only_seconds = None, 0, 0, 0.0
+    if refit and not promotion["promoted"] and held.unpromoted_final is not None:
+        final_scores, final_rows, final_wrong, refit_only_seconds = held.unpromoted_final
+    elif refit:
+        start = time.perf_counter()
         fitted = run_refit(dataset, taxonomy, settings, promotion, promoted_pseudo, heldout, final, work / "scratch",
                            levels=levels)
         write_run_files(final.root, taxonomy, settings, fitted.temperature)
         final_scores = final_scores_of(final, levels, case)
         final_rows = fitted.counts["gold_rows"] + fitted.counts["pseudo_rows"]
         final_wrong = int(dataset.loc[~dataset["call_id"].isin(fitted.suspects), "call_id"].isin(case.wrong).sum())
-    refit_seconds = time.perf_counter() - start
+        refit_only_seconds = time.perf_counter() - start
+        if not promotion["promoted"]:
+            held.unpromoted_final = (final_scores, final_rows, final_wrong, refit_only_seconds)
+    refit_seconds = retrain_seconds + refit_only_seconds
     return {
         "rows_kept": len(kept), "rows_heldout_train": fits[levels[0]]["train_rows"], "rows_final": final_rows,
         "heldout": heldout_scores, "final": final_scores,
@@ -373,7 +385,15 @@ def main() -> None:
     parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="a configuration to run (default: today and defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "noisy.jsonl")
+    parser.add_argument("--summarize", type=Path, metavar="JSONL",
+                        help="nothing runs: print the table of the results in this file (written beside it as .md)")
     args = parser.parse_args()
+    if args.summarize:
+        results = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
+        table = summary_table(results, tuple(results[0]["levels"]))
+        print(table)
+        args.summarize.with_suffix(".md").write_text(table)
+        return
     levels = tuple(lv for lv in LEVELS if lv in args.levels)
     if len(levels) not in (1, 3):
         raise SystemExit("--levels: one level, or all three")

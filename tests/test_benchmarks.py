@@ -46,15 +46,20 @@ def test_configurations_that_differ_only_from_retrain_on_share_one_heldout_run(t
                                                                               monkeypatch):
     import benchmarks.noisy as noisy
 
-    trained = []
-    real = noisy.train_heldout
-    monkeypatch.setattr(noisy, "train_heldout", lambda *args, **kwargs: trained.append(1) or real(*args, **kwargs))
+    trained, refits = [], []
+    real_train, real_refit = noisy.train_heldout, noisy.run_refit
+    monkeypatch.setattr(noisy, "train_heldout", lambda *args, **kwargs: trained.append(1) or real_train(*args, **kwargs))
+    monkeypatch.setattr(noisy, "run_refit", lambda *args, **kwargs: refits.append(1) or real_refit(*args, **kwargs))
     (tmp_path / "draw").mkdir()
     runs = noisy.HeldoutRuns(tmp_path / "draw", {})
     choose = replace(fast_settings, pseudo_label=replace(fast_settings.pseudo_label, retrain_epochs="early_stopping"))
     replayed = run_pipeline(small_case, fast_settings, tmp_path / "a", LEVELS, retrain=True, heldout_runs=runs)
     chosen = run_pipeline(small_case, choose, tmp_path / "b", LEVELS, retrain=True, heldout_runs=runs)
     assert len(trained) == 1 and replayed["heldout"] == chosen["heldout"] and replayed["choices"] == chosen["choices"]
+    promoted = [r["retrain"]["promoted"] for r in (replayed, chosen)]
+    assert len(refits) == sum(promoted) + (not all(promoted))  # one refit serves every configuration not promoted
+    if not any(promoted):
+        assert replayed["final"] == chosen["final"]
     run_pipeline(small_case, replace(fast_settings, seed=7), tmp_path / "c", LEVELS, refit=False, heldout_runs=runs)
     assert len(trained) == 2  # another seed: another held-out run
 
