@@ -1,6 +1,7 @@
 """Where the time of `dvc repro` goes: every stage, and the phases inside the training stages.
 
     python -m benchmarks.profile_repro [--project .] [--force] [--out reports/profile.json]
+    python -m benchmarks.profile_repro --compare BEFORE.json AFTER.json   # two stored profiles side by side
 
 Runs the stages of ``dvc.yaml`` one at a time in dependency order (``dvc repro --single-item``; with
 ``--force`` every stage runs, as on a fresh clone), timing each, then reads the phases the stages record:
@@ -120,12 +121,43 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Two profiles side by side: seconds per stage, to the first held-out score and in all, and the ratio
+    before / after (how many times faster; compare only profiles measured on one machine)."""
+    def ratio(old: float | None, new: float | None) -> str:
+        return f"{old / new:.2f}x" if old and new else ""
+
+    def row(name: str, old: float | None, new: float | None) -> str:
+        cell = lambda value: "" if value is None else f"{value:.0f}"  # noqa: E731
+        return f"| {name} | {cell(old)} | {cell(new)} | {ratio(old, new)} |"
+
+    seconds = lambda result: {r["stage"]: r["seconds"] for r in result["stages"]}  # noqa: E731
+    old, new = seconds(before), seconds(after)
+    lines = [f"before: {before['machine']['cpu']}, native bf16 {'yes' if before['machine']['native_bf16'] else 'no'}; "
+             f"after: {after['machine']['cpu']}, native bf16 {'yes' if after['machine']['native_bf16'] else 'no'}", "",
+             "| stage | before s | after s | before / after |", "|---|---|---|---|"]
+    lines += [row(stage, old.get(stage), new.get(stage)) for stage in dict.fromkeys([*old, *new])]
+    for phase in PHASES:
+        lines.append(row(f"training: {phase}", before["training_phases_seconds"].get(phase),
+                         after["training_phases_seconds"].get(phase)))
+    lines.append(row("**first held-out score**", before["seconds_to_first_heldout_score"],
+                     after["seconds_to_first_heldout_score"]))
+    lines.append(row("**whole run**", before["total_seconds"], after["total_seconds"]))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=Path("."))
     parser.add_argument("--force", action="store_true", help="run every stage, as on a fresh clone")
     parser.add_argument("--out", type=Path, default=Path("reports/profile.json"))
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="print two stored profiles side by side and stop (nothing runs)")
     args = parser.parse_args()
+    if args.compare:
+        before, after = (json.loads(path.read_text()) for path in args.compare)
+        print(comparison(before, after))
+        return
     result = profile(args.project.resolve(), args.force)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

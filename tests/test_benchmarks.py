@@ -181,3 +181,21 @@ def test_the_profile_runs_each_stage_after_every_stage_whose_outputs_it_reads(tm
         "a": {"cmd": "x", "deps": ["out_b"], "outs": ["out_a"]}}}))
     with pytest.raises(SystemExit, match="circle"):
         stage_order(tmp_path / "dvc.yaml")
+
+
+def test_two_profiles_compare_stage_by_stage_with_the_speed_up():
+    from benchmarks.profile_repro import comparison
+
+    def profile(seconds: dict[str, float], bf16: bool) -> dict:
+        return {"machine": {"cpu": "cpu", "native_bf16": bf16}, "total_seconds": sum(seconds.values()),
+                "seconds_to_first_heldout_score": seconds["evaluate"],
+                "training_phases_seconds": {"fine_tune": seconds["evaluate"] / 2},
+                "stages": [{"stage": stage, "seconds": value} for stage, value in seconds.items()]}
+
+    table = comparison(profile({"evaluate": 60.0, "retrain": 300.0}, False),
+                       profile({"evaluate": 30.0, "retrain": 100.0, "new": 5.0}, True))
+    assert "native bf16 no; after: cpu, native bf16 yes" in table
+    assert "| retrain | 300 | 100 | 3.00x |" in table
+    assert "| new |  | 5 |  |" in table
+    assert "| training: fine_tune | 30 | 15 | 2.00x |" in table
+    assert "| **whole run** | 360 | 135 | 2.67x |" in table
