@@ -65,19 +65,23 @@ def tree_pss_mb(process: psutil.Process) -> dict[int, tuple[str, float]]:
 
 
 def run_predict(models: Path, pool: Path, output: Path, engine: str, extra: list[str]) -> dict:
-    """Run the predict command; its wall time, the peak PSS of its process tree and the sum of each process's
-    own peak per kind of process (a kind is named by the last title its process had; peaks of different
-    processes need not fall at the same moment)."""
+    """Run the predict command; its wall time, the peak PSS of its process tree (over the whole run, and over
+    each half of it: a run whose memory grows with the rows it has done peaks later and higher), the sum of each
+    process's own peak per kind of process (a kind is named by the last title its process had; peaks of different
+    processes need not fall at the same moment) and the most processes of each kind alive at once."""
     command = [sys.executable, "-m", "callreason.cli", "predict", "--models", str(models), "--input", str(pool),
                "--output", str(output), "--engine", engine, *extra]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watched, peak, per_pid = psutil.Process(process.pid), 0.0, {}
+    watched, totals, per_pid, alive = psutil.Process(process.pid), [], {}, {}
     while process.poll() is None:
         members = tree_pss_mb(watched)
-        peak = max(peak, sum(mb for _, mb in members.values()))
+        totals.append(sum(mb for _, mb in members.values()))
+        counts: dict[str, int] = {}
         for pid, (kind, mb) in members.items():
             per_pid[pid] = (kind, max(mb, per_pid.get(pid, ("", 0.0))[1]))
+            counts[kind] = counts.get(kind, 0) + 1
+        alive = {kind: max(n, alive.get(kind, 0)) for kind, n in {**alive, **counts}.items()}
         time.sleep(1.0)
     by_kind: dict[str, float] = {}
     for kind, mb in per_pid.values():
@@ -86,8 +90,11 @@ def run_predict(models: Path, pool: Path, output: Path, engine: str, extra: list
     out, err = process.communicate()
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{err[-3000:]}")
-    return {"seconds": round(seconds, 1), "peak_pss_mb": round(peak),
+    half = len(totals) // 2
+    return {"seconds": round(seconds, 1), "peak_pss_mb": round(max(totals, default=0.0)),
+            "peak_pss_mb_halves": [round(max(totals[:half], default=0.0)), round(max(totals[half:], default=0.0))],
             "peak_pss_mb_by_process": {k: round(v) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]) if v >= 1},
+            "processes_by_kind": dict(sorted(alive.items(), key=lambda kv: (-kv[1], kv[0]))),
             "summary": out.strip().splitlines()[-1]}
 
 

@@ -4,9 +4,10 @@ The driver runs the same check pass as the local engine (every problem reported 
 predicted, call_ids compared across files, the counts); Ray Data then streams the parquet files through a
 pool of actors, each holding the run folder's predictor (PyTorch or ONNX), and the driver writes the
 predictions as they arrive, in input order, into the same single parquet file, first row per call_id, moved
-into place only when complete. So the output is identical to ``--engine local``'s. The driver's memory is
-flat in the input (the check holds 16 bytes per row); Ray's worker processes are not yet shown to be
-(measured in benchmarks/README.md).
+into place only when complete. So the output is identical to ``--engine local``'s. Memory is flat in the
+input: the driver's check holds 16 bytes per row, the pool has a fixed number of actors, one parquet read
+task runs per four actors, and the job may fill only a few chunks per actor of Ray's object store
+(:func:`object_store_budget`); measured in benchmarks/README.md.
 
 On a cluster, ``RAY_ADDRESS`` (``ray://head:10001``, or run on the head node) chooses it; the input, the run
 folder and the output must be paths every node sees (a shared file system), and every node needs this
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from callreason.errors import InputError, cause
 from callreason.io import check_outputs, parquet_files
@@ -77,6 +79,29 @@ def _import_ray():
     return ray
 
 
+READERS_PER_ACTOR = 4
+"""Predictor actors per concurrent parquet read task (reading a chunk takes a fraction of predicting it)."""
+CHUNKS_IN_FLIGHT = 4
+"""Chunks per actor the object store may hold: the one it predicts, the next, and their predictions."""
+MIN_OBJECT_STORE_BUDGET = 64 * 2**20
+
+
+def object_store_budget(files: list[str], chunk_rows: int, actors: int) -> int:
+    """Bytes of Ray's object store that one prediction job may fill: ``CHUNKS_IN_FLIGHT`` chunks of
+    ``chunk_rows`` rows per actor, a row's size taken from the parquet footers of ``files`` (uncompressed
+    ``call_id`` + ``summary``), at least ``MIN_OBJECT_STORE_BUDGET``. Bounds the read-ahead, so memory does not
+    grow with the input."""
+    size = rows = 0
+    for file in files:
+        metadata = pq.ParquetFile(file).metadata
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups)):
+            rows += group.num_rows
+            size += sum(group.column(c).total_uncompressed_size for c in range(group.num_columns)
+                        if group.column(c).path_in_schema in ("call_id", "summary"))
+    per_row = size / rows if rows else 0.0
+    return max(MIN_OBJECT_STORE_BUDGET, int(CHUNKS_IN_FLIGHT * actors * chunk_rows * per_row))
+
+
 def predict_parquet_ray(
     models_dir: str | Path, input_path: str | Path, output_path: str | Path, *, batch_size: int,
     chunk_rows: int = 20_000, max_chars: int = 20_000, backend: str = "auto", actors: int | None = None,
@@ -99,20 +124,35 @@ def predict_parquet_ray(
         if started:
             ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         try:
-            context = ray.data.DataContext.get_current()
-            context.execution_options.preserve_order = True  # the output's row order is the input's
-            context.enable_progress_bars = False  # one progress bar: the writer's
             resource, per_actor = ("GPU", gpus_per_actor) if gpus_per_actor > 0 else ("CPU", cpus_per_actor)
             available = ray.cluster_resources().get(resource, 0)
             if available < per_actor:  # Ray would wait for it forever
                 raise InputError(f"--engine ray: the Ray cluster has {available:g} {resource}(s), fewer than "
                                  f"--{resource.lower()}s-per-actor {per_actor:g}; ask for fewer (or add nodes)")
             actors = actors or max(1, int(available // per_actor))
+            for kind, each in (("CPU", cpus_per_actor), ("GPU", gpus_per_actor)):
+                have = ray.cluster_resources().get(kind, 0)
+                if actors * each > have:  # the fixed pool would wait forever for the actors it cannot place
+                    raise InputError(f"--engine ray: {actors} actors x {each:g} {kind}(s) need {actors * each:g}, "
+                                     f"the Ray cluster has {have:g}; ask for fewer --actors (or add nodes)")
             files = [str(Path(f).resolve()) for f in parquet_files(Path(input_path))]
-            reads = ray.data.read_parquet(files, num_cpus=0).select_columns(["call_id", "summary"])  # reads are light
+            context = ray.data.DataContext.get_current()
+            context.execution_options.preserve_order = True  # the output's row order is the input's
+            context.enable_progress_bars = False  # one progress bar: the writer's
+            # Read ahead only a few chunks per actor (by default Ray Data fills a share of the object store, so
+            # the whole of a 1M-row input sat there decoded).
+            context.execution_options.resource_limits = ray.data.ExecutionResources.for_limits(
+                object_store_memory=object_store_budget(files, chunk_rows, actors))
+            # Ray's parquet reader v1 lists the files and reads their footers here, in the driver; v2 (the
+            # default) does it in a task that needs a CPU, which waits forever behind a pool holding every CPU.
+            context.use_datasource_v2 = False
+            reads = ray.data.read_parquet(files, columns=["call_id", "summary"], num_cpus=0,  # reads are light:
+                                          concurrency=max(1, actors // READERS_PER_ACTOR))  # few readers suffice
             predicted = reads.map_batches(
                 PredictActor, batch_size=chunk_rows, batch_format="pandas", num_cpus=cpus_per_actor,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),  # grows once the file listing is done
+                # A fixed pool: the same processes for 10k rows or 10M (an autoscaling one added actors as the
+                # input grew, so memory grew with it: benchmarks/README.md).
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 num_gpus=gpus_per_actor or None, udf_modifying_row_count=True,
                 fn_constructor_kwargs={"models_dir": str(Path(models_dir).resolve()), "batch_size": batch_size,
                                        "backend": backend, "max_chars": max_chars, "source": source,

@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import make_labeled_rows, run_entry_point
 
 ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from callreason.ray_engine import MIN_OBJECT_STORE_BUDGET, object_store_budget  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +91,51 @@ def test_asking_for_more_cpus_than_the_cluster_has_is_one_line_not_a_hang(traine
                                     "--output", "out.parquet", "--engine", "ray", "--cpus-per-actor", "512"), tmp_path)
     assert code == 2 and "fewer than --cpus-per-actor 512" in err and "Traceback" not in err, err
     assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
+
+
+def test_the_actor_pool_is_fixed_and_may_hold_every_cpu(trained_run, shards, tmp_path, monkeypatch):
+    """--actors N starts N predictors whatever the input's size (an autoscaling pool added actors as the input
+    grew, and memory with them), and a pool holding every CPU of the cluster still finishes (Ray's default
+    parquet reader lists files in a task that needs a CPU: it waited behind such a pool forever)."""
+    pools = []
+    map_batches = ray.data.Dataset.map_batches
+
+    def recording(self, fn, *args, **kwargs):
+        pools.append(kwargs["compute"])
+        return map_batches(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", recording)
+    run, _ = trained_run
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        code, out, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", str(shards),
+                                          "--output", "out.parquet", "--engine", "ray", "--actors", "2"), tmp_path)
+        limit = ray.data.DataContext.get_current().execution_options.resource_limits.object_store_memory
+    finally:
+        ray.shutdown()
+    assert code == 0 and "wrote 39 predictions" in out, err
+    assert [(pool.min_size, pool.max_size) for pool in pools] == [(2, 2)]
+    assert limit == MIN_OBJECT_STORE_BUDGET  # 42 rows: the floor
+
+
+def test_more_actors_than_the_cluster_can_place_is_one_line_not_a_hang(trained_run, shards, tmp_path):
+    run, _ = trained_run
+    code, _, err = run_entry_point(("callreason", "predict", "--models", str(run), "--input", str(shards),
+                                    "--output", "out.parquet", "--engine", "ray", "--actors", "4096"), tmp_path)
+    assert code == 2 and "4096 actors x 1 CPU(s) need 4096, the Ray cluster has" in err and "Traceback" not in err
+    assert not (tmp_path / "out.parquet").exists() and not ray.is_initialized()
+
+
+def test_the_object_store_budget_is_a_few_chunks_per_actor(tmp_path):
+    """Four chunks of call_id + summary per actor (other columns are not read), never below the floor."""
+    frame = pd.DataFrame({"call_id": [f"C{i:06d}" for i in range(2000)],
+                          "summary": [f"summary {i} " + "x" * 990 for i in range(2000)],  # ~1 kB each, all distinct
+                          "transcript": ["y" * 5000] * 2000})
+    frame.iloc[:1000].to_parquet(tmp_path / "a.parquet")
+    frame.iloc[1000:].to_parquet(tmp_path / "b.parquet")
+    files = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
+    per_row = object_store_budget(files, chunk_rows=10_000, actors=2) / (4 * 2 * 10_000)
+    assert 1_000 < per_row < 1_100  # the transcript column (5 kB a row) does not count
+    assert object_store_budget(files, chunk_rows=10_000, actors=8) == pytest.approx(
+        4 * object_store_budget(files, chunk_rows=10_000, actors=2), rel=1e-6)
+    assert object_store_budget(files, chunk_rows=10, actors=1) == MIN_OBJECT_STORE_BUDGET
