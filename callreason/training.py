@@ -38,8 +38,10 @@ from callreason.modeling import (
     TextClassifier,
     bottom_layers_output,
     build_classifier,
+    encoder_precision,
     in_length_order,
     load_base_tokenizer,
+    native_bf16,
     pad_batch,
     row_losses,
     save_classifier,
@@ -83,11 +85,7 @@ def bf16_enabled(setting: str | bool) -> bool:
 
     Measured here: on a CPU without them, bf16 autocast made MiniLM training ~20x slower than fp32.
     """
-    if setting != "auto":
-        return bool(setting)
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return native_bf16() if setting == "auto" else bool(setting)
 
 
 class TokenizedRows(torch.utils.data.Dataset):
@@ -152,7 +150,8 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     def compute(index: np.ndarray) -> torch.Tensor:
         batch = collate([{k: v for k, v in rows[i].items() if k not in ("labels", "sample_weight")} for i in index])
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        pooled = model.pool(batch.pop("input_ids", None), **batch)
+        with encoder_precision(model):
+            pooled = model.pool(batch.pop("input_ids", None), **batch).float()
         return model.logits_from_pooled(pooled) if output == "logits" else pooled
 
     width = model.head.out_features if output == "logits" else model.head.in_features
@@ -653,6 +652,7 @@ def fit_level(
             revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level,
             loss=fit.train.loss,
         )
+        model.classifier_config.bf16 = bf16_enabled(fit.train.bf16)  # its passes without gradients too
     depth = len(transformer_layers(model.encoder))
     if fit.train.frozen_layers > depth:
         print(f"{level}: train.frozen_layers {fit.train.frozen_layers} > the {depth} layers of {model_settings.base}: "

@@ -166,7 +166,8 @@ def trained_run(tmp_path_factory, tiny_model_dir):
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     params["epochs"] = 1
     params["model"].update({"base": str(tiny_model_dir), "max_length": 32, "pooling": "mean"})
-    params["train"].update({"frozen_layers": 0, "batch_size": 8})
+    # float32 on every CPU: the parity checks on this run (ONNX, Ray) compare float32 with float32
+    params["train"].update({"frozen_layers": 0, "batch_size": 8, "bf16": False})
     settings = settings_from_params(params)
     taxonomy = Taxonomy.from_dict(SMALL_TAXONOMY)
     data, _ = encode_dataset(make_labeled_rows(80), taxonomy, 0.2, 0.15, 0, 1)

@@ -94,3 +94,29 @@ def test_levels_sharing_frozen_bottom_layers_run_them_once_with_the_same_logits(
     assert shared_bottom_depth(models, tokenizers) == 1
     models[1].classifier_config.max_length = 16
     assert shared_bottom_depth(models, tokenizers) == 0
+
+
+def test_a_model_trained_in_bf16_runs_its_passes_without_gradients_in_bf16_where_bf16_is_native(tiny_model_dir,
+                                                                                               monkeypatch):
+    """classifier_config.bf16 (set by fit_level from train.bf16) puts the encoder's inference passes under bf16
+    autocast on hardware with native bf16, and only there; the shared-bottom and cached-bottom paths give the
+    same numbers as the plain one in bf16 too, so training, evaluation and predict agree."""
+    import callreason.modeling as modeling
+    from callreason.modeling import bottom_layers_output, run_batched_shared, tokenize
+    from callreason.training import TokenizedRows, model_outputs
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, pooling="mean", max_length=32)
+    texts = ["card lost", "refund order late fee charge twice", "login", "bill payment agent"]
+    float32 = run_batched(model, tokenizer, texts, batch_size=3)
+    model.classifier_config.bf16 = True
+    monkeypatch.setattr(modeling, "native_bf16", lambda device=None: False)  # an AVX2 CPU: bf16 stays off
+    np.testing.assert_array_equal(run_batched(model, tokenizer, texts, batch_size=3), float32)
+    monkeypatch.setattr(modeling, "native_bf16", lambda device=None: True)
+    bf16 = run_batched(model, tokenizer, texts, batch_size=3)
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, float32)
+    np.testing.assert_allclose(bf16, float32, atol=0.05)
+    np.testing.assert_allclose(run_batched_shared([model], tokenizer, texts, depth=1, batch_size=3)[0], bf16, atol=1e-6)
+    ids = tokenize(tokenizer, texts, 32)
+    rows = TokenizedRows(ids, np.zeros(len(ids)), cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1),
+                         cached_depth=1)
+    np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=3), bf16, atol=1e-2)
