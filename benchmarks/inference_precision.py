@@ -38,6 +38,7 @@ def main() -> None:
     pool = pd.read_parquet(ROOT / load_params(ROOT / "params.yaml")["data"]["unlabeled"])["summary"]
     texts = pool.head(args.rows).tolist()
     model, tokenizer = HierarchicalPredictor.load(args.models, calibrated=False).models[-1]
+    model.classifier_config.bf16 = False  # float32 unless asked: a folder trained in bf16 would otherwise run in it
     seconds, pooled = {}, {}
     for name, dtype in (("float32", None), ("bf16", torch.bfloat16)):
         best = float("inf")
