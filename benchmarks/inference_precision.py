@@ -1,13 +1,13 @@
-"""Inference in float32 vs bf16 autocast: what the passes without gradients would gain on a CPU with native bf16.
+"""Inference in float32 vs bf16 autocast: what the passes without gradients gain on a CPU with native bf16.
 
     python -m benchmarks.inference_precision [--models models/final] [--rows 1000] [--repeats 2]
 
-On a CPU with AVX512-BF16/AMX, ``train.bf16: auto`` trains in bf16 but every pass without gradients (frozen
-bottom, probe features, neighbour index, evaluation, pool scoring, predict) runs in float32. This measures,
-for the level_3 encoder of ``--models`` over ``--rows`` pool summaries: seconds per precision (best of
-``--repeats``, length-sorted batches of 64, as the pipeline runs them) and how far the bf16 pooled vectors
-are from the float32 ones (smallest cosine, largest absolute difference). Nothing is changed in the pipeline;
-on a CPU without native bf16 it says so and stops (bf16 is ~20x slower there).
+On a CPU with AVX512-BF16/AMX, ``train.bf16: auto`` trains in bf16, and a model trained so runs its passes
+without gradients (frozen bottom, probe features, neighbour index, evaluation, pool scoring, predict) in bf16
+too (``callreason.modeling.encoder_precision``). This measures, for the level_3 encoder of ``--models`` over
+``--rows`` pool summaries: seconds per precision (best of ``--repeats``, length-sorted batches of 64, as the
+pipeline runs them) and how far the bf16 pooled vectors are from the float32 ones (smallest cosine, largest
+absolute difference). On a CPU without native bf16 it says so and stops (bf16 is ~20x slower there).
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def run_predict(models: Path, pool: Path, output: Path, engine: str, extra: list
         for pid, (kind, mb) in members.items():
             per_pid[pid] = (kind, max(mb, per_pid.get(pid, ("", 0.0))[1]))
             counts[kind] = counts.get(kind, 0) + 1
-        alive = {kind: max(n, alive.get(kind, 0)) for kind, n in {**alive, **counts}.items()}
+        for kind, n in counts.items():
+            alive[kind] = max(n, alive.get(kind, 0))
         time.sleep(1.0)
     by_kind: dict[str, float] = {}
     for kind, mb in per_pid.values():

@@ -124,14 +124,15 @@ def predict_parquet_ray(
         if started:
             ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
         try:
+            cluster = ray.cluster_resources()
             resource, per_actor = ("GPU", gpus_per_actor) if gpus_per_actor > 0 else ("CPU", cpus_per_actor)
-            available = ray.cluster_resources().get(resource, 0)
+            available = cluster.get(resource, 0)
             if available < per_actor:  # Ray would wait for it forever
                 raise InputError(f"--engine ray: the Ray cluster has {available:g} {resource}(s), fewer than "
                                  f"--{resource.lower()}s-per-actor {per_actor:g}; ask for fewer (or add nodes)")
             actors = actors or max(1, int(available // per_actor))
             for kind, each in (("CPU", cpus_per_actor), ("GPU", gpus_per_actor)):
-                have = ray.cluster_resources().get(kind, 0)
+                have = cluster.get(kind, 0)
                 if actors * each > have:  # the fixed pool would wait forever for the actors it cannot place
                     raise InputError(f"--engine ray: {actors} actors x {each:g} {kind}(s) need {actors * each:g}, "
                                      f"the Ray cluster has {have:g}; ask for fewer --actors (or add nodes)")
