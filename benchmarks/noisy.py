@@ -54,8 +54,9 @@ from sklearn.model_selection import train_test_split
 from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
 from callreason.evaluation import headline_metrics
+from callreason.hierarchy import joint_decode
 from callreason.io import load_params, parse_yaml
-from callreason.metrics import evaluation_metrics
+from callreason.metrics import evaluation_metrics, level_scores
 from callreason.modeling import load_classifier, predict_logits
 from callreason.params import Settings, settings_from_params
 from callreason.pipeline.encode import encode
@@ -177,11 +178,34 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def level_scores_of(true: pd.DataFrame, taxonomy: Taxonomy, level_probs: list[np.ndarray]) -> dict[str, Any]:
-    """Per-level macro-F1/accuracy of the jointly decoded path and path accuracy against ``true``'s labels."""
+    """Per-level macro-F1/accuracy of the jointly decoded path and path accuracy against ``true``'s labels, and
+    each level's macro-F1 under the other decodings (:func:`decoding_scores`)."""
     ids = np.stack([taxonomy.ids(lv, true[lv].tolist()) for lv in LEVELS], axis=1)
     metrics = evaluation_metrics(ids, level_probs, taxonomy)
     return {**{lv: {"macro_f1": metrics[lv]["macro_f1"], "accuracy": metrics[lv]["accuracy"]} for lv in LEVELS},
-            "path_accuracy": metrics["path"]["accuracy"]}
+            "path_accuracy": metrics["path"]["accuracy"], "decodings": decoding_scores(ids, taxonomy, level_probs)}
+
+
+def decoding_scores(true_ids: np.ndarray, taxonomy: Taxonomy, level_probs: list[np.ndarray]) -> dict[str, Any]:
+    """Each level's macro-F1 when decoded otherwise than the shipped best path by ``p1 * p2 * p3``:
+
+    * ``argmax``: each level's classifier alone (may give an invalid path);
+    * ``leaf``: the best leaf by ``p3`` alone, levels 1-2 its parents (the level_1/2 classifiers unused);
+    * ``marginal``: per level, the label with the most path posterior summed over the paths through it
+      (the decision that maximises each level's expected accuracy, not the path's)."""
+    paths = taxonomy.paths
+    _, posterior = joint_decode(level_probs, paths)
+    ones = [np.ones((len(true_ids), len(taxonomy.labels[lv]))) for lv in LEVELS[:-1]]
+    leaf_ids = paths[joint_decode([*ones, level_probs[-1]], paths)[0]]
+    out: dict[str, Any] = {"argmax": {}, "leaf": {}, "marginal": {}}
+    for depth, level in enumerate(LEVELS):
+        n = len(taxonomy.labels[level])
+        marginal = np.zeros((len(true_ids), n))
+        np.add.at(marginal.T, paths[:, depth], posterior.T)
+        for name, predicted in (("argmax", np.asarray(level_probs[depth]).argmax(1)), ("leaf", leaf_ids[:, depth]),
+                                ("marginal", marginal.argmax(1))):
+            out[name][level] = round(level_scores(true_ids[:, depth], predicted, n)["macro_f1"], 4)
+    return out
 
 
 def one_level_scores(folder: Path, level: str, true: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -354,10 +378,12 @@ def summary_table(results: list[dict[str, Any]], levels: tuple[str, ...]) -> str
     rows: dict[tuple[str, str], list[list[float]]] = {}
     seconds: dict[tuple[str, str], list[float]] = {}
     for r in results:
-        today = r["config"] == "today"
-        entries = [(f"{r['config']}: shipped models", r["heldout"] if today else r["final"],
-                    r["heldout_seconds"] + r["refit_seconds"])]
-        entries += [] if today else [(f"{r['config']}: held-out run", r["heldout"], r["heldout_seconds"])]
+        if r["config"] == "today":  # the held-out models are what it shipped
+            entries = [(f"{r['config']}: shipped models", r["heldout"], r["heldout_seconds"] + r["refit_seconds"])]
+        else:  # no final run with --no-refit
+            entries = [] if r["final"] is None else [(f"{r['config']}: shipped models", r["final"],
+                                                      r["heldout_seconds"] + r["refit_seconds"])]
+            entries += [(f"{r['config']}: held-out run", r["heldout"], r["heldout_seconds"])]
         entries += [(f"TF-IDF + LR ({r['config']}'s filter)", r["baseline"]["scores"], r["baseline"]["seconds"])]
         for what, scores, secs in entries:
             rows.setdefault((r["dataset"], what), []).append(values(scores))
@@ -382,6 +408,8 @@ def main() -> None:
                         help="one level alone for quick screening (its own argmax is scored)")
     parser.add_argument("--no-retrain", action="store_true",
                         help="skip retrain (pseudo-labels, promoted only if better); it runs only with all three levels")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="score the held-out run only (screening: no retrain, no refit)")
     parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="a configuration to run (default: today and defaults)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "noisy.jsonl")
@@ -413,15 +441,16 @@ def main() -> None:
                     settings = settings_from_params(apply_overrides(base, {**(TODAY if name == "today" else {}),
                                                                            **overrides}))
                     with tempfile.TemporaryDirectory(dir=draw_work) as work:
-                        result = run_pipeline(case, settings, Path(work), levels, refit=name != "today",
-                                              retrain=name != "today" and not args.no_retrain,
+                        result = run_pipeline(case, settings, Path(work), levels,
+                                              refit=name != "today" and not args.no_refit,
+                                              retrain=name != "today" and not args.no_retrain and not args.no_refit,
                                               heldout_runs=heldout_runs)
                     result.update(dataset=dataset, draw=draw, config=name, overrides=overrides, levels=list(levels),
                                   wrong_share=round(len(case.wrong) / len(case.labeled), 4),
                                   baseline=baseline(case, settings, levels))
                     results.append(result)
                     append_jsonl(args.out, result)
-                    shipped = result["heldout"] if name == "today" else result["final"]
+                    shipped = result["final"] or result["heldout"]
                     print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
                           f"{json.dumps(result['baseline']['scores'])}", flush=True)
     table = summary_table(results, levels)

@@ -35,7 +35,8 @@ def test_the_noisy_benchmark_runs_heldout_retrain_and_refit(tmp_path, small_case
     result = run_pipeline(small_case, fast_settings, tmp_path, LEVELS, refit=True, retrain=True)
     assert result["rows_final"] >= result["rows_heldout_train"] > 0
     for run in ("heldout", "final"):
-        assert set(result[run]) == {*LEVELS, "path_accuracy"}
+        assert set(result[run]) == {*LEVELS, "path_accuracy", "decodings"}
+        assert set(result[run]["decodings"]) == {"argmax", "leaf", "marginal"}
     decision = result["retrain"]
     assert decision["pseudo_rows"] > 0 and isinstance(decision["promoted"], bool)
     # the refit trains on every kept row, plus the pseudo rows exactly when the retrained run was promoted
@@ -199,3 +200,43 @@ def test_two_profiles_compare_stage_by_stage_with_the_speed_up():
     assert "| new |  | 5 |  |" in table
     assert "| training: fine_tune | 30 | 15 | 2.00x |" in table
     assert "| **whole run** | 360 | 135 | 2.67x |" in table
+
+
+def test_leaf_decoding_takes_levels_1_2_from_the_best_leaf_and_marginal_sums_the_paths():
+    from benchmarks.noisy import decoding_scores
+    from callreason.demo import make_taxonomy
+    from callreason.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_dict(make_taxonomy())
+    paths = taxonomy.paths[np.arange(len(taxonomy.paths)) % len(taxonomy.paths)]
+    n = len(paths)
+    sizes = [len(taxonomy.labels[lv]) for lv in LEVELS]
+    # level_1's classifier always says the wrong level_1; level_2's knows nothing; the leaf classifier is right
+    wrong_l1 = (paths[:, 0] + 1) % sizes[0]
+    probs = [np.eye(sizes[0])[wrong_l1] * 0.9 + 0.1 / sizes[0], np.full((n, sizes[1]), 1.0 / sizes[1]),
+             np.eye(sizes[2])[paths[:, 2]] * 0.6 + 0.4 / sizes[2]]
+    scores = decoding_scores(paths, taxonomy, probs)
+    assert scores["leaf"] == {lv: 1.0 for lv in LEVELS}
+    assert scores["argmax"]["level_1"] == 0.0
+    # p1 (0.9 wrong) outweighs the leaf's 0.6: the joint path and its marginals follow level_1
+    assert scores["marginal"]["level_1"] == 0.0
+
+
+def test_long_text_windows_cover_every_token_and_pool_per_text(tiny_model_dir):
+    from benchmarks.long_texts import encode_windows, head_tail, per_text
+    from callreason.modeling import build_classifier
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), ["a", "b"], pooling="mean")
+    model.eval()
+    words = [w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1][:5]
+    texts = [" ".join(words * 12), " ".join(words[:2])]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    vectors, owner, counts = encode_windows(model, tokenizer, texts, width=16)
+    assert np.bincount(owner).tolist() == [-(-lengths[0] // 14), 1]  # 14 text tokens per window of 16
+    assert (counts - 2).sum() == sum(lengths)
+    first, mean, top = (per_text(vectors, owner, counts, 2, how) for how in ("first", "mean", "max"))
+    assert np.allclose(first[1], vectors[-1]) and np.allclose(mean[1], vectors[-1]) and np.allclose(top[1], vectors[-1])
+    weights = counts[owner == 0] / counts[owner == 0].sum()
+    assert np.allclose(mean[0], (vectors[owner == 0] * weights[:, None]).sum(0), atol=1e-6)
+    assert np.allclose(top[0], vectors[owner == 0].max(0))
+    assert head_tail(model, tokenizer, texts).shape == (2, model.head.in_features)

@@ -1,0 +1,206 @@
+"""Long summaries: which part of a text reaches the encoder, and which pooling keeps the call reason.
+
+    python -m benchmarks.long_texts                          # 3 draws of demo-long, the short demo beside it
+    python -m benchmarks.long_texts --draws 1 --test-rows 500 # a quick look
+
+A screening with the base encoder frozen (no fine-tuning, so each strategy costs one pass over the texts): every
+strategy turns a summary into a vector (or, ``mil``, per-window log-probabilities), a logistic regression per level
+(the pipeline's linear probe: ``train.probe_c``, class-balanced) is fitted on the LLM labels of the draw's labeled
+rows that ``filter.min_confidence`` keeps, and each level's macro-F1 of its own argmax is scored on gold rows of the
+unlabeled pool. The draws are those of ``benchmarks.noisy``'s ``demo-long``: the demo generator with ``seed = draw``,
+each summary a 200-600-word transcript with the reason stated once at a random place (``python -m callreason.demo
+--long``); ``demo`` is the same rows with their short summaries. Strategies (``W`` tokens per window):
+
+* ``truncate-N``: the first N tokens, what ``model.max_length`` does (N = 128, 256, 512);
+* ``head+tail-512``: the first 128 and the last 382 tokens (Sun et al. 2019's choice for long reviews);
+* ``windows-W-mean``: the text cut into W-token windows, their pooled vectors averaged (weighted by tokens);
+* ``windows-W-max``: the per-dimension max of the windows' pooled vectors;
+* ``windows-W-mil``: multiple-instance: each window is a training row with its text's label, and a text's score
+  for a class is the highest log-probability any of its windows gives it;
+* ``TF-IDF + LR``: the pipeline's TF-IDF companion recipe on the whole text.
+
+Results: one JSON line per (data set, draw) in ``--out`` and a table (mean ± half-range over draws, seconds per
+strategy for both passes) beside it as ``.md``; ``--summarize FILE`` redoes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from benchmarks.common import ROOT, append_jsonl
+from callreason.demo import generate_demo_data
+from callreason.io import load_params
+from callreason.lexical import tfidf_union
+from callreason.modeling import build_classifier, encoder_precision, pad_batch
+from callreason.taxonomy import LEVELS
+from callreason.training import bf16_enabled
+
+WINDOWS = (64, 128, 256, 512)  # tokens per window, special tokens included
+HEAD_TAIL = (128, 382)  # head+tail-512's first and last tokens
+
+
+@torch.inference_mode()
+def pooled_windows(model, windows: list[list[int]], pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """The encoder's pooled vectors ``(len(windows), hidden)``, length-sorted batches as the pipeline runs them."""
+    out = np.zeros((len(windows), model.head.in_features), np.float32)
+    order = np.argsort([-len(w) for w in windows], kind="stable")
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        batch = pad_batch([windows[i] for i in index], pad_id)
+        with encoder_precision(model):
+            out[index] = model.pool(**batch).float().numpy()
+    return out
+
+
+def encode_windows(model, tokenizer, texts: list[str], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every consecutive ``width``-token window of ``texts`` (the tokenizer's overflowing windows, special tokens
+    included): pooled vectors, the text each belongs to, its token count."""
+    encoded = tokenizer(texts, truncation=True, max_length=width, return_overflowing_tokens=True)
+    windows, owner = encoded["input_ids"], np.array(encoded["overflow_to_sample_mapping"])
+    return pooled_windows(model, windows, tokenizer.pad_token_id), owner, np.array([len(w) for w in windows])
+
+
+def head_tail(model, tokenizer, texts: list[str]) -> np.ndarray:
+    """Pooled vectors of each text's first ``HEAD_TAIL[0]`` and last ``HEAD_TAIL[1]`` tokens (special tokens
+    included)."""
+    head, tail = HEAD_TAIL
+    kept = [ids if len(ids) <= head + tail else ids[:head] + ids[-tail:] for ids in tokenizer(texts)["input_ids"]]
+    return pooled_windows(model, kept, tokenizer.pad_token_id)
+
+
+def per_text(vectors: np.ndarray, owner: np.ndarray, counts: np.ndarray, n: int, how: str) -> np.ndarray:
+    """One vector per text from its windows': ``first`` (truncation), token-weighted ``mean`` or ``max``."""
+    if how == "first":
+        first = np.r_[True, owner[1:] != owner[:-1]]
+        return vectors[first]
+    if how == "mean":
+        sums = np.zeros((n, vectors.shape[1]), np.float64)
+        np.add.at(sums, owner, vectors * counts[:, None])
+        return (sums / np.bincount(owner, weights=counts, minlength=n)[:, None]).astype(np.float32)
+    out = np.full((n, vectors.shape[1]), -np.inf, np.float32)
+    np.maximum.at(out, owner, vectors)
+    return out
+
+
+def probe(c: float, x_train, y_train: np.ndarray, seed: int) -> LogisticRegression:
+    """The linear probe of the pipeline: class-balanced logistic regression."""
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
+    return model.fit(x_train, y_train)
+
+
+def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
+    return round(float(f1_score(true, predicted, average="macro")), 4)
+
+
+def scores_of(train: pd.DataFrame, test: pd.DataFrame, x_train, x_test, c: float, seed: int) -> dict[str, float]:
+    """Each level's macro-F1 of a probe fitted on ``x_train`` and scored on ``x_test``."""
+    return {lv: macro_f1(test[lv].to_numpy(), probe(c, x_train, train[lv].to_numpy(), seed).predict(x_test))
+            for lv in LEVELS}
+
+
+def mil_scores(train: pd.DataFrame, test: pd.DataFrame, windows_train, windows_test, c: float,
+               seed: int) -> dict[str, float]:
+    """Each level's macro-F1 when every window trains with its text's label and a text takes, per class, the
+    highest log-probability of its windows."""
+    (x_train, owner_train, _), (x_test, owner_test, _) = windows_train, windows_test
+    out = {}
+    for lv in LEVELS:
+        model = probe(c, x_train, train[lv].to_numpy()[owner_train], seed)
+        best = np.full((len(test), len(model.classes_)), -np.inf)
+        np.maximum.at(best, owner_test, model.predict_log_proba(x_test))
+        out[lv] = macro_f1(test[lv].to_numpy(), model.classes_[best.argmax(1)])
+    return out
+
+
+def one_draw(draw: int, long: bool, params: dict[str, Any], test_rows: int, model, tokenizer) -> dict[str, Any]:
+    """Every strategy on one draw of ``demo-long`` (``long``) or ``demo``: ``{strategy: {scores, seconds}}``."""
+    _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=long)
+    train = labeled[labeled["confidence"] >= params["filter"]["min_confidence"]].reset_index(drop=True)
+    test = pool.head(test_rows).reset_index(drop=True)
+    c, seed = params["train"]["probe_c"], params["seed"]
+    texts = train["summary"].tolist(), test["summary"].tolist()
+    results: dict[str, Any] = {}
+
+    def record(name: str, start: float, scores: dict[str, float], encode_seconds: float | None = None) -> None:
+        results[name] = {"scores": scores, "seconds": round(time.perf_counter() - start if encode_seconds is None
+                                                            else encode_seconds, 1)}
+        print(f"{'demo-long' if long else 'demo'} draw {draw} {name}: {json.dumps(results[name])}", flush=True)
+
+    start = time.perf_counter()
+    vectorizer = tfidf_union()
+    x_train = vectorizer.fit_transform(texts[0])
+    record("TF-IDF + LR", start, scores_of(train, test, x_train, vectorizer.transform(texts[1]), 20.0, seed))
+    for width in WINDOWS if long else (512,):
+        start = time.perf_counter()
+        encoded = [encode_windows(model, tokenizer, t, width) for t in texts]
+        seconds = round(time.perf_counter() - start, 1)
+        for how in ("first", "mean", "max") if long and width < 512 else ("first", "mean") if long else ("first",):
+            x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
+            name = f"truncate-{width}" if how == "first" else f"windows-{width}-{how}"
+            record(name, time.perf_counter(), scores_of(train, test, x_train, x_test, c, seed), seconds)
+        if long and width <= 128:
+            record(f"windows-{width}-mil", time.perf_counter(), mil_scores(train, test, *encoded, c, seed), seconds)
+    if long:
+        start = time.perf_counter()
+        x_train, x_test = (head_tail(model, tokenizer, t) for t in texts)
+        record("head+tail-512", start, scores_of(train, test, x_train, x_test, c, seed))
+    return results
+
+
+def summary_table(lines: list[dict[str, Any]]) -> str:
+    """Markdown: per data set and strategy, each level's macro-F1 mean ± half-range over draws, and seconds."""
+    cells: dict[tuple[str, str], list[list[float]]] = {}
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for line in lines:
+        for name, result in line["strategies"].items():
+            cells.setdefault((line["dataset"], name), []).append([result["scores"][lv] for lv in LEVELS])
+            seconds.setdefault((line["dataset"], name), []).append(result["seconds"])
+    rows = ["| data set | strategy (frozen encoder + probe) | draws | level_1 macro-F1 | level_2 macro-F1 | "
+            "level_3 macro-F1 | seconds |", "|---|---|---|---|---|---|---|"]
+    for (dataset, name), values in cells.items():
+        table = np.array(values)
+        spread = (table.max(0) - table.min(0)) / 2
+        rows.append(f"| {dataset} | {name} | {len(values)} | "
+                    + " | ".join(f"{m:.3f} ± {h:.3f}" for m, h in zip(table.mean(0), spread))
+                    + f" | {np.mean(seconds[(dataset, name)]):.0f} |")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--test-rows", type=int, default=1000, help="gold pool rows scored per draw")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "long_texts.jsonl")
+    parser.add_argument("--summarize", type=Path, metavar="JSONL", help="nothing runs: the table of this file's results")
+    args = parser.parse_args()
+    if args.summarize:
+        lines = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
+    else:
+        params = load_params(ROOT / "params.yaml")
+        model, tokenizer = build_classifier(params["model"]["base"], ["unused"], pooling=params["model"]["pooling"])
+        model.classifier_config.bf16 = bf16_enabled(params["train"]["bf16"])  # as the pipeline runs it
+        model.eval()
+        lines = []
+        for draw in range(args.draws):
+            for long in (False, True):
+                line = {"dataset": "demo-long" if long else "demo", "draw": draw, "bf16": model.classifier_config.bf16,
+                        "strategies": one_draw(draw, long, params, args.test_rows, model, tokenizer)}
+                append_jsonl(args.out, line)
+                lines.append(line)
+    table = summary_table(lines)
+    print(table)
+    (args.summarize or args.out).with_suffix(".md").write_text(table)
+
+
+if __name__ == "__main__":
+    main()
