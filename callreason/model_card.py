@@ -36,6 +36,13 @@ WHAT_THE_RUN_IS = {
 }
 
 
+def tokens_read(record: dict[str, Any]) -> str:
+    """How much of a summary a level's encoder reads, from its ``training.json``: ``256``, or ``4 x 128`` when it
+    reads long texts in windows (``model.max_windows``)."""
+    windows = record.get("max_windows", 1)
+    return f"{record.get('max_length', '?')}" if windows == 1 else f"{windows} x {record.get('max_length', '?')}"
+
+
 def _hub_base(base: str) -> str | None:
     """The Hub id for ``base_model``: the embedded models' upstream ids, a Hub id as given, none for a folder."""
     if base in HUB_IDS:
@@ -122,7 +129,7 @@ def model_card(folder: RunFolder, scores: dict[str, Any], source: str, min_confi
         present = [n for n in counts.values() if n > 0]
         lines.append(f"| {level} | {len(taxonomy.labels[level])} | {record.get('train_rows', '?')} | "
                      f"{min(present) if present else '?'} | {record.get('epochs_run', '?'):g} | "
-                     f"{record.get('max_length', '?')} | {record.get('lexical_weight', 0):g} | "
+                     f"{tokens_read(record)} | {record.get('lexical_weight', 0):g} | "
                      f"{record.get('knn_weight', 0):g} |")
     final_note = ""
     if run == "final":
@@ -151,7 +158,7 @@ def model_card(folder: RunFolder, scores: dict[str, Any], source: str, min_confi
               f"- Rows whose label cross-validation flagged as wrong and left out of training: {left_out} "
               "(`train.drop_suspect_labels`).", ""]
     few = {level: sorted(label for label, n in class_rows[level].items() if n < FEW_ROWS) for level in LEVELS}
-    lengths = sorted({records[level].get("max_length") for level in LEVELS} - {None})
+    read = sorted({tokens_read(records[level]) for level in LEVELS})
     lines += ["## Intended use and limitations", "",
               "- Intended for: routing, reporting and analytics of why customers call, on summaries like the "
               "training ones (same language, channel, summarising LLM and taxonomy).",
@@ -159,7 +166,7 @@ def model_card(folder: RunFolder, scores: dict[str, Any], source: str, min_confi
               "the taxonomy (every summary gets one of its paths: watch `path_prob`).",
               "- The labels come from an LLM, so the models learn its habits and its mistakes; the scores measure "
               "agreement with the LLM on held-out rows, not with human judges.",
-              f"- The encoder reads the first {', '.join(str(n) for n in lengths)} tokens of a summary; the TF-IDF "
+              f"- The encoder reads the first {', '.join(read)} tokens of a summary; the TF-IDF "
               f"companion reads the whole text (up to {metadata.get('inference', {}).get('max_summary_chars', '?')} "
               "characters). A reason stated only late in a long summary can be missed.",
               "- Calibration was fitted on the validation slice of this data; on data that drifts from it the "

@@ -88,6 +88,7 @@ class ClassifierConfig:
     pooling: str = "mean"  # "mean" or "cls"
     normalize: bool = False  # L2-normalise the pooled vector (sentence-embedding models)
     max_length: int = 256
+    max_windows: int = 1  # a longer text is read as up to this many max_length-token windows, pooled together
     level: str = ""
     lexical_weight: float = 0.0  # weight of the TF-IDF companion in the blended log-probabilities
     knn_weight: float = 0.0  # weight of the nearest-neighbour vote (callreason.neighbours) in the transformer's logits
@@ -119,31 +120,48 @@ class TextClassifier(nn.Module):
 
     def pool(
         self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
-        cached_hidden: torch.Tensor | None = None, cached_depth: int = 0, **encoder_inputs,
+        cached_hidden: torch.Tensor | None = None, cached_depth: int = 0,
+        window_owner: torch.Tensor | None = None, window_weights: torch.Tensor | None = None, **encoder_inputs,
     ) -> torch.Tensor:
-        """Pooled sentence vectors, shape ``(batch, hidden_size)``.
+        """Pooled text vectors, shape ``(texts, hidden_size)``.
 
         ``cached_hidden`` (batch, seq, hidden): the output of the embeddings and the first ``cached_depth``
         layers, computed once (see :func:`bottom_layers_output`); then only the remaining layers run.
+        ``window_owner`` (batch,): the rows are windows of longer texts (:func:`pad_batch`), row ``i`` a window
+        of text ``window_owner[i]``; each text is pooled over all its windows. ``window_weights`` (texts, batch):
+        the same as a 0/1 matrix (row ``t`` marks the windows of text ``t``), the form an ONNX graph takes.
         """
         if cached_hidden is not None:
-            return self.pool_from(cached_hidden, attention_mask, cached_depth)
+            return self.pool_from(cached_hidden, attention_mask, cached_depth, window_owner, window_weights)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
-        return self.pool_hidden(hidden, attention_mask)
+        return self.pool_hidden(hidden, attention_mask, window_owner, window_weights)
 
-    def pool_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start_layer: int) -> torch.Tensor:
+    def pool_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start_layer: int,
+                  window_owner: torch.Tensor | None = None, window_weights: torch.Tensor | None = None,
+                  ) -> torch.Tensor:
         """Pooled vectors from ``hidden`` (batch, seq, hidden), the output of the embeddings and the
         first ``start_layer`` layers: the remaining layers run, then pooling."""
         hidden = run_layers(self.encoder, hidden, attention_mask, transformer_layers(self.encoder)[start_layer:])
-        return self.pool_hidden(hidden, attention_mask)
+        return self.pool_hidden(hidden, attention_mask, window_owner, window_weights)
 
-    def pool_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean (over unmasked tokens) or CLS pooling of the last hidden states, optionally L2-normalised."""
+    def pool_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    window_owner: torch.Tensor | None = None, window_weights: torch.Tensor | None = None,
+                    ) -> torch.Tensor:
+        """Mean (over unmasked tokens) or CLS pooling of the last hidden states, optionally L2-normalised. With
+        ``window_owner`` or ``window_weights``, per text: the mean over the tokens of all its windows, or the mean
+        of their CLS vectors."""
         if self.classifier_config.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            sums, counts = (hidden * mask).sum(1), mask.sum(1)
         else:
-            pooled = hidden[:, 0]
+            sums, counts = hidden[:, 0], torch.ones_like(hidden[:, :1, 0])
+        if window_owner is not None:
+            texts = int(window_owner.max()) + 1
+            sums = sums.new_zeros((texts, sums.shape[1])).index_add_(0, window_owner, sums)
+            counts = counts.new_zeros((texts, 1)).index_add_(0, window_owner, counts)
+        elif window_weights is not None:
+            sums, counts = window_weights.to(sums.dtype) @ sums, window_weights.to(counts.dtype) @ counts
+        pooled = sums / counts.clamp(min=1e-9)
         if self.classifier_config.normalize:
             pooled = F.normalize(pooled.float(), dim=-1)
         return pooled
@@ -162,9 +180,11 @@ class TextClassifier(nn.Module):
         cached_depth: int = 0,
         labels: torch.Tensor | None = None,
         sample_weight: torch.Tensor | None = None,
+        window_owner: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        pooled = self.pool(input_ids, attention_mask, cached_hidden=cached_hidden, cached_depth=cached_depth, **extra)
+        pooled = self.pool(input_ids, attention_mask, cached_hidden=cached_hidden, cached_depth=cached_depth,
+                           window_owner=window_owner, **extra)
         logits = self.head(pooled.to(self.head.weight.dtype))
         out = {"logits": logits}
         if labels is not None:
@@ -307,14 +327,20 @@ def bottom_layers_output(
     """
     model.eval()
     device = next(model.parameters()).device
-    encoder = model.encoder
+    encoder, window = model.encoder, window_width(model.classifier_config)
     result: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
     for index in length_sorted_batches(np.array([len(t) for t in token_ids]), batch_size):
-        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
+        rows = [token_ids[i] for i in index]
+        batch = pad_batch(rows, tokenizer.pad_token_id, device=device, window=window)
         with encoder_precision(model):
-            hidden = run_bottom(encoder, batch["input_ids"], batch["attention_mask"], n_layers)
+            hidden = run_bottom(encoder, batch["input_ids"], batch["attention_mask"], n_layers).float().cpu()
+        spans = [span for ids in rows for span in window_spans(len(ids), window)]
+        owner = batch["window_owner"].tolist() if "window_owner" in batch else list(range(len(rows)))
+        pieces: list[list[torch.Tensor]] = [[] for _ in rows]
+        for w, (start, stop) in enumerate(spans):
+            pieces[owner[w]].append(hidden[w, : stop - start])
         for row, i in enumerate(index):
-            result[i] = hidden[row, : len(token_ids[i])].float().cpu().clone()
+            result[i] = torch.cat(pieces[row]).clone()
     return result
 
 
@@ -327,8 +353,10 @@ def build_classifier(
     label_smoothing: float = 0.0,
     level: str = "",
     loss: str = "cross_entropy",
+    max_windows: int = 1,
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
-    """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder."""
+    """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder (``max_windows``: see
+    :class:`ClassifierConfig`)."""
     path = resolve_base_model(base)
     tokenizer = load_base_tokenizer(base, revision)
     with loading(f"params.yaml model.base {base!r}", BASE_MODEL_HINT):
@@ -340,6 +368,7 @@ def build_classifier(
         pooling=pooling,
         normalize=pooling == "mean" and default_pooling(path) == "mean",
         max_length=max_length,
+        max_windows=max_windows,
         level=level,
     )
     encoder.config.id2label = dict(enumerate(labels))
@@ -402,23 +431,68 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.n
         yield order[start : start + batch_size]
 
 
-def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``, unpadded (``[]`` for no texts)."""
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_length: int,
+             max_windows: int = 1) -> list[list[int]]:
+    """Token ids per text, truncated to ``max_length``, unpadded (``[]`` for no texts). ``max_windows`` > 1: a
+    longer text is cut into consecutive windows of ``max_length`` tokens, each with the tokenizer's special
+    tokens, and its first ``max_windows`` windows are kept, end to end (:func:`window_spans` finds them again)."""
     texts = list(texts)
-    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    if not texts:
+        return []
+    if max_windows == 1:
+        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_overflowing_tokens=True)
+    if "overflow_to_sample_mapping" not in encoded:
+        raise InputError(f"model.max_windows {max_windows}: the tokenizer of this model cannot cut texts into "
+                         "windows (it has no fast version); set model.max_windows: 1")
+    token_ids: list[list[int]] = [[] for _ in texts]
+    kept = [0] * len(texts)
+    for ids, text in zip(encoded["input_ids"], encoded["overflow_to_sample_mapping"]):
+        if kept[text] < max_windows:
+            token_ids[text] += ids
+            kept[text] += 1
+    return token_ids
+
+
+def window_width(config: ClassifierConfig) -> int | None:
+    """The window of :func:`pad_batch` for a model's token ids: its ``max_length`` when it reads long texts in
+    several windows, else None (one row per text)."""
+    return config.max_length if config.max_windows > 1 else None
+
+
+def window_matrix(window_owner: torch.Tensor) -> torch.Tensor:
+    """``window_owner`` (windows,) as the 0/1 ``(texts, windows)`` matrix :meth:`TextClassifier.pool` also takes."""
+    weights = torch.zeros((int(window_owner.max()) + 1, len(window_owner)), dtype=torch.float32)
+    weights[window_owner.cpu(), torch.arange(len(window_owner))] = 1.0
+    return weights
+
+
+def window_spans(length: int, window: int | None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each window of a row of ``length`` token ids made by :func:`tokenize`: consecutive
+    slices of ``window`` tokens (the last one shorter); the whole row when ``window`` is None."""
+    if window is None or length <= window:
+        return [(0, length)]
+    return [(start, min(start + window, length)) for start in range(0, length, window)]
 
 
 def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8,
-              device: torch.device | None = None) -> dict[str, torch.Tensor]:
-    """Right-pad to the batch's longest row rounded up to ``multiple_of``; on ``device`` when given."""
-    width = max(len(ids) for ids in token_ids)
+              device: torch.device | None = None, window: int | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad to the batch's longest row rounded up to ``multiple_of``; on ``device`` when given. ``window``:
+    rows longer than it are windows of one text end to end (:func:`tokenize` with ``max_windows`` > 1); each
+    window becomes a row and ``window_owner`` (rows,) says whose it is (the key is absent when no row is longer)."""
+    pieces = [ids[start:stop] for ids in token_ids for start, stop in window_spans(len(ids), window)]
+    width = max(len(ids) for ids in pieces)
     width = -(-width // multiple_of) * multiple_of
-    input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(token_ids), width), dtype=torch.long)
-    for row, ids in enumerate(token_ids):
+    input_ids = torch.full((len(pieces), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(pieces), width), dtype=torch.long)
+    for row, ids in enumerate(pieces):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+    batch = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+    if len(pieces) > len(token_ids):
+        owner = [text for text, ids in enumerate(token_ids) for _ in window_spans(len(ids), window)]
+        batch["window_owner"] = torch.tensor(owner, dtype=torch.long, device=device)
+    return batch
 
 
 def in_length_order(lengths: np.ndarray, batch_size: int, compute: Callable[[np.ndarray], torch.Tensor],
@@ -447,11 +521,13 @@ def run_batched(
     """
     model.eval()
     device = next(model.parameters()).device
-    token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
-    width = len(model.classifier_config.labels) if output == "logits" else model.head.in_features
+    config = model.classifier_config
+    token_ids = tokenize(tokenizer, texts, config.max_length, config.max_windows)
+    width = len(config.labels) if output == "logits" else model.head.in_features
 
     def compute(index: np.ndarray) -> torch.Tensor:
-        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
+        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device,
+                          window=window_width(config))
         with (encoder_precision(model) if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)):
             pooled = model.pool(**batch).float()
         return model.logits_from_pooled(pooled) if output == "logits" else pooled
@@ -469,6 +545,7 @@ def shared_bottom_depth(models: list[TextClassifier], tokenizers: list[PreTraine
     first, others = models[0], models[1:]
     same_inputs = all(
         supports_layer_cache(m.encoder) and m.classifier_config.max_length == first.classifier_config.max_length
+        and m.classifier_config.max_windows == first.classifier_config.max_windows
         and tok.get_vocab() == tokenizers[0].get_vocab() for m, tok in zip(models, tokenizers))
     if not others or not same_inputs:
         return 0
@@ -496,18 +573,20 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
     for model in models:
         model.eval()
     device = next(first.parameters()).device
-    token_ids = tokenize(tokenizer, texts, first.classifier_config.max_length)
+    config = first.classifier_config
+    token_ids = tokenize(tokenizer, texts, config.max_length, config.max_windows)
     widths = [len(m.classifier_config.labels) for m in models]
 
     def compute(index: np.ndarray) -> torch.Tensor:
-        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device)
-        mask = batch["attention_mask"]
+        batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, device=device,
+                          window=window_width(config))
+        mask, owner = batch["attention_mask"], batch.get("window_owner")
         with encoder_precision(first):
             hidden = run_bottom(first.encoder, batch["input_ids"], mask, depth)
         logits = []
         for model in models:
             with encoder_precision(model):
-                pooled = model.pool_from(hidden, mask, depth).float()
+                pooled = model.pool_from(hidden, mask, depth, owner).float()
             logits.append(model.logits_from_pooled(pooled))
         return torch.cat(logits, dim=1)
 

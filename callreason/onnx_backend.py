@@ -33,6 +33,8 @@ from callreason.modeling import (
     run_bottom,
     shared_bottom_depth,
     tokenize,
+    window_matrix,
+    window_width,
 )
 from callreason.neighbours import blend_neighbours
 from callreason.predict import HierarchicalPredictor
@@ -45,6 +47,8 @@ FORMAT = "onnx"
 WEIGHT_FILES = ("model.safetensors", "head.safetensors")
 """The PyTorch weights an export leaves out (the ONNX graph holds them)."""
 OPSET = 17
+WINDOWS_INPUT = "window_weights"
+"""The third input of a level graph that reads long texts in windows: (texts, rows) 0/1, see TextClassifier.pool."""
 INSTALL_HINT = "install the ONNX extra: pip install -e .[onnx] (onnx, onnxruntime)"
 
 
@@ -64,11 +68,12 @@ class LogitsAndPooled(nn.Module):
         super().__init__()
         self.model, self.start_layer = model, start_layer
 
-    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor,
+                window_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.start_layer:
-            pooled = self.model.pool_from(inputs, attention_mask, self.start_layer)
+            pooled = self.model.pool_from(inputs, attention_mask, self.start_layer, window_weights=window_weights)
         else:
-            pooled = self.model.pool(inputs, attention_mask)
+            pooled = self.model.pool(inputs, attention_mask, window_weights=window_weights)
         return self.model.head(pooled), pooled
 
 
@@ -102,13 +107,17 @@ def export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names: tup
     quantized weights."""
     import warnings
 
-    (first, mask), (input_names, output_names) = inputs, names
+    input_names, output_names = names
     axes = {input_names[0]: {0: "batch", 1: "tokens"}, input_names[1]: {0: "batch", 1: "tokens"}}
-    axes.update({name: ({0: "batch", 1: "tokens"} if name == "hidden" else {0: "batch"}) for name in output_names})
+    windowed = WINDOWS_INPUT in input_names  # rows are windows; the outputs have one row per text
+    if windowed:
+        axes[WINDOWS_INPUT] = {0: "texts", 1: "batch"}
+    axes.update({name: ({0: "batch", 1: "tokens"} if name == "hidden" else {0: "texts" if windowed else "batch"})
+                 for name in output_names})
     plain = target.with_suffix(".fp32.onnx") if int8 else target
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic axes cover
-        torch.onnx.export(module.eval(), (first, mask), str(plain), input_names=input_names, output_names=output_names,
+        torch.onnx.export(module.eval(), inputs, str(plain), input_names=input_names, output_names=output_names,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -144,8 +153,11 @@ def export_run(models: Path, output: Path, int8: bool = False) -> dict[str, Any]
             sizes["shared_bottom"] = (tmp / BOTTOM_FILE).stat().st_size
         for level, (model, _) in zip(LEVELS, loaded):
             first = "hidden" if depth else "input_ids"
-            export_graph(LogitsAndPooled(model, depth), (hidden if depth else ids, mask),
-                         ([first, "attention_mask"], ["logits", "pooled"]), tmp / level / ONNX_FILE, int8)
+            inputs, names = (hidden if depth else ids, mask), [first, "attention_mask"]
+            if model.classifier_config.max_windows > 1:  # the sample's two rows as two windows of one text
+                inputs, names = (*inputs, torch.ones((1, len(ids)))), [*names, WINDOWS_INPUT]
+            export_graph(LogitsAndPooled(model, depth), inputs, (names, ["logits", "pooled"]), tmp / level / ONNX_FILE,
+                         int8)
             sizes[level] = (tmp / level / ONNX_FILE).stat().st_size
         metadata = run.read_metadata()
         RunFolder(tmp).write_metadata({**metadata, "format": FORMAT, "exported_from": str(models),
@@ -181,11 +193,16 @@ class OnnxClassifier:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.lexical, self.neighbours = load_companions(folder, len(self.classifier_config.labels))
 
-    def outputs(self, inputs: np.ndarray, attention_mask: np.ndarray) -> torch.Tensor:
+    def outputs(self, inputs: np.ndarray, attention_mask: np.ndarray, window_weights: np.ndarray | None = None,
+                ) -> torch.Tensor:
         """The logits :func:`callreason.modeling.run_batched` gives (head + neighbour vote) for one padded batch:
-        ``inputs`` are token ids, or the shared bottom's output when the export has one."""
+        ``inputs`` are token ids, or the shared bottom's output when the export has one; ``window_weights``
+        (texts, rows): which rows are windows of which text, for a level that reads long texts in windows."""
         name = self.session.get_inputs()[0].name
-        logits, pooled = self.session.run(None, {name: inputs, "attention_mask": attention_mask})
+        feed = {name: inputs, "attention_mask": attention_mask}
+        if self.classifier_config.max_windows > 1:
+            feed[WINDOWS_INPUT] = window_weights if window_weights is not None else np.eye(len(inputs), dtype=np.float32)
+        logits, pooled = self.session.run(None, feed)
         return blend_neighbours(torch.from_numpy(logits), torch.from_numpy(pooled), self.neighbours,
                                 self.classifier_config.knn_weight)
 
@@ -227,14 +244,16 @@ class OnnxPredictor(HierarchicalPredictor):
         """Each of ``models``' transformer logits over length-sorted batches (the shared bottom run once per batch
         when the export has one; then ``models`` are all three levels)."""
         first, tokenizer = models[0]
-        token_ids = tokenize(tokenizer, texts, first.classifier_config.max_length)
+        config = first.classifier_config
+        token_ids = tokenize(tokenizer, texts, config.max_length, config.max_windows)
         widths = [len(m.classifier_config.labels) for m, _ in models]
 
         def compute(index: np.ndarray) -> torch.Tensor:
-            batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id)
+            batch = pad_batch([token_ids[i] for i in index], tokenizer.pad_token_id, window=window_width(config))
             ids, mask = batch["input_ids"].numpy(), batch["attention_mask"].numpy()
+            weights = window_matrix(batch["window_owner"]).numpy() if "window_owner" in batch else None
             inputs = ids if self.bottom is None else self.bottom.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            return torch.cat([m.outputs(inputs, mask) for m, _ in models], dim=1)
+            return torch.cat([m.outputs(inputs, mask, weights) for m, _ in models], dim=1)
 
         logits = in_length_order(np.array([len(t) for t in token_ids]), self.batch_size, compute, sum(widths))
         return np.split(logits, np.cumsum(widths)[:-1], axis=1)

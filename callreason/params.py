@@ -56,6 +56,7 @@ class ModelSettings:
     revision: str | None
     pooling: str            # auto | mean | cls
     max_length: int | str   # "auto" or a token count
+    max_windows: int        # a longer text is read as up to this many max_length-token windows, pooled (1: truncated)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ def _model(params: Mapping[str, Any]) -> ModelSettings:
     max_length = s["max_length"] if s["max_length"] == "auto" else integer(s["max_length"], "model.max_length", 8)
     revision = None if s["revision"] is None else str(s["revision"])
     return ModelSettings(base=text(s["base"], "model.base"), revision=revision,
-                         pooling=choice(s["pooling"], "model.pooling", ("auto", "mean", "cls")), max_length=max_length)
+                         pooling=choice(s["pooling"], "model.pooling", ("auto", "mean", "cls")), max_length=max_length,
+                         max_windows=integer(s["max_windows"], "model.max_windows", 1))
 
 
 def _train(params: Mapping[str, Any]) -> TrainSettings:

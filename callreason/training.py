@@ -49,6 +49,8 @@ from callreason.modeling import (
     supports_layer_cache,
     tokenize,
     transformer_layers,
+    window_spans,
+    window_width,
 )
 from callreason.neighbours import NeighbourIndex
 from callreason.params import LevelSettings, Settings, TrainSettings
@@ -113,16 +115,19 @@ class TokenizedRows(torch.utils.data.Dataset):
 
 
 class PadCollator:
-    """Pads ``input_ids`` (or ``cached_hidden``) to a multiple of 8 and stacks labels and weights."""
+    """Pads ``input_ids`` (or ``cached_hidden``) to a multiple of 8 and stacks labels and weights. ``window``: the
+    model reads long texts in windows of that many tokens (:func:`callreason.modeling.window_width`)."""
 
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
+    def __init__(self, pad_id: int, window: int | None = None):
+        self.pad_id, self.window = pad_id, window
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = pad_batch([r["input_ids"] for r in rows], self.pad_id)
+        batch = pad_batch([r["input_ids"] for r in rows], self.pad_id, window=self.window)
         if "cached_hidden" in rows[0]:
             del batch["input_ids"]
-            batch["cached_hidden"] = pad_hidden([r["cached_hidden"] for r in rows], batch["attention_mask"].shape[1])
+            windows = [row["cached_hidden"][start:stop] for row in rows
+                       for start, stop in window_spans(len(row["input_ids"]), self.window)]
+            batch["cached_hidden"] = pad_hidden(windows, batch["attention_mask"].shape[1])
             batch["cached_depth"] = rows[0]["cached_depth"]
         if "labels" in rows[0]:
             batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.long)
@@ -144,7 +149,7 @@ def model_outputs(model: TextClassifier, rows: TokenizedRows, pad_id: int, batch
     """Logits or pooled vectors for ``rows`` (using their cached bottom-layer outputs if present),
     run in length-sorted batches, returned in row order."""
     model.eval()
-    collate = PadCollator(pad_id)
+    collate = PadCollator(pad_id, window_width(model.classifier_config))
     device = next(model.parameters()).device
 
     def compute(index: np.ndarray) -> torch.Tensor:
@@ -184,7 +189,8 @@ class SharedEncodings:
         """What makes two levels' encodings of ``texts`` the same: base encoder, pooling, max_length, depth."""
         config = model.classifier_config
         digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
-        return (model.encoder.name_or_path, config.pooling, config.normalize, config.max_length, depth, digest)
+        return (model.encoder.name_or_path, config.pooling, config.normalize, config.max_length, config.max_windows,
+                depth, digest)
 
     def encoded(self, key: tuple, compute) -> tuple[list[list[int]], list[torch.Tensor] | None, int]:
         """``(token_ids, frozen-bottom outputs or None, depth)`` under ``key``, from ``compute()`` the first time."""
@@ -382,7 +388,7 @@ def cached_rows(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts
 
     def compute() -> tuple[list[list[int]], list[torch.Tensor] | None, int]:
         with timer.phase("tokenize"):
-            token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length)
+            token_ids = tokenize(tokenizer, texts, model.classifier_config.max_length, model.classifier_config.max_windows)
         if depth and token_ids:
             with timer.phase("frozen_bottom"):
                 return token_ids, bottom_layers_output(model, tokenizer, token_ids, depth, settings.eval_batch_size), depth
@@ -522,7 +528,7 @@ def train_classifier(
     trainer = Trainer(
         model=model,
         args=training_arguments(settings, work_dir, evaluate=bool(len(val_set))),
-        data_collator=PadCollator(pad_id),
+        data_collator=PadCollator(pad_id, window_width(model.classifier_config)),
         train_dataset=train_set,
         eval_dataset=val_set if len(val_set) else None,
         processing_class=tokenizer,
@@ -650,7 +656,7 @@ def fit_level(
         model, tokenizer = build_classifier(
             model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
             revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level,
-            loss=fit.train.loss,
+            loss=fit.train.loss, max_windows=model_settings.max_windows if replay is None else replay.get("max_windows", 1),
         )
         model.classifier_config.bf16 = bf16_enabled(fit.train.bf16)  # its passes without gradients too
     depth = len(transformer_layers(model.encoder))
@@ -689,7 +695,8 @@ def fit_level(
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "class_rows": {label: int(n) for label, n in zip(labels, class_ids) if n},
                     "knn_weight": fit.train.knn_weight,
-                    "max_length": max_length, "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
+                    "max_length": max_length, "max_windows": model.classifier_config.max_windows,
+                    "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():
         with timer.phase("save"), atomic_path(model_dir) as tmp:

@@ -120,3 +120,59 @@ def test_a_model_trained_in_bf16_runs_its_passes_without_gradients_in_bf16_where
     rows = TokenizedRows(ids, np.zeros(len(ids)), cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1),
                          cached_depth=1)
     np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=3), bf16, atol=1e-2)
+
+
+def _windowed(tiny_model_dir, pooling: str):
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, pooling=pooling, max_length=16, max_windows=4)
+    model.eval()
+    return model, tokenizer
+
+
+LONG = " ".join(["customer called about card lost", "agent reset password", "refund order late fee"] * 4)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_a_long_text_read_in_windows_pools_what_each_window_gives_alone(tiny_model_dir, pooling):
+    from callreason.modeling import tokenize, window_spans
+
+    model, tokenizer = _windowed(tiny_model_dir, pooling)
+    ids = tokenize(tokenizer, [LONG, "login"], 16, max_windows=4)
+    windows = [ids[0][a:b] for a, b in window_spans(len(ids[0]), 16)]
+    assert len(windows) == 4 and all(w[0] == tokenizer.cls_token_id and w[-1] == tokenizer.sep_token_id for w in windows)
+    assert ids[1] == tokenize(tokenizer, ["login"], 16)[0]  # a short text is one window, as before
+    with torch.no_grad():
+        outputs = [model.encoder(input_ids=torch.tensor([w])).last_hidden_state[0] for w in windows]
+    if pooling == "mean":
+        expected = torch.cat(outputs).mean(0)
+    else:
+        expected = torch.stack([o[0] for o in outputs]).mean(0)
+    pooled = run_batched(model, tokenizer, [LONG, "login"], batch_size=2, output="pooled")
+    np.testing.assert_allclose(pooled[0], expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(pooled[1], run_batched(model, tokenizer, ["login"], output="pooled")[0], atol=1e-5)
+    truncated, _ = build_classifier(str(tiny_model_dir), LABELS, pooling=pooling, max_length=16)
+    truncated.load_state_dict(model.state_dict())
+    assert not np.allclose(run_batched(truncated, tokenizer, [LONG], output="pooled")[0], pooled[0], atol=1e-3)
+
+
+def test_windowed_texts_give_the_same_vectors_from_cached_bottom_layers_shared_levels_and_training_batches(
+        tiny_model_dir):
+    from callreason.modeling import bottom_layers_output, run_batched_shared, tokenize
+    from callreason.training import PadCollator, TokenizedRows, model_outputs
+
+    model, tokenizer = _windowed(tiny_model_dir, "mean")
+    texts = [LONG, "login", LONG[:100], "refund order late fee charge twice"]
+    full = run_batched(model, tokenizer, texts, batch_size=3)
+    ids = tokenize(tokenizer, texts, 16, max_windows=4)
+    rows = TokenizedRows(ids, np.arange(4) % 3, cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1),
+                         cached_depth=1)
+    assert [len(h) for h in rows.cached_hidden] == [len(i) for i in ids]
+    np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=3), full, atol=1e-5)
+    np.testing.assert_allclose(run_batched_shared([model, model], tokenizer, texts, depth=1, batch_size=3)[1], full,
+                               atol=1e-5)
+    batch = PadCollator(tokenizer.pad_token_id, window=16)([rows[i] for i in range(4)])
+    assert batch["window_owner"].tolist() == [0, 0, 0, 0, 1, 2, 2, 3]
+    assert batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape == (8, 16)
+    with torch.no_grad():
+        out = model(**batch)  # what the Trainer calls: logits and the loss over the 4 texts, not the 8 windows
+    np.testing.assert_allclose(out["logits"].numpy(), full, atol=1e-5)
+    assert out["loss"].shape == ()

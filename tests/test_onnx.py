@@ -146,3 +146,29 @@ def test_the_backend_must_match_the_folder(trained_run, exported):
         load_predictor(run, backend="onnx")
     with pytest.raises(InputError, match="holds ONNX models only"):
         load_predictor(fp32, backend="torch")
+
+
+@pytest.mark.parametrize("which", ["trained", "frozen"])
+def test_levels_reading_long_texts_in_windows_export_and_give_the_pytorch_logits(trained_run, frozen_run, tmp_path,
+                                                                                  which):
+    """The same weights read up to 3 windows of 32 tokens (classifier.json max_windows): the ONNX graphs (with and
+    without a shared bottom) pool each text over its windows as PyTorch does."""
+    import shutil
+
+    from callreason.onnx_backend import export_run
+
+    run = trained_run[0] if which == "trained" else frozen_run[0]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for level in LEVELS:
+        config = copy / level / "classifier.json"
+        config.write_text(config.read_text().replace('"max_windows": 1', '"max_windows": 3'))
+    export_run(copy, tmp_path / "onnx")
+    rows = make_labeled_rows(30, seed=6)["summary"].tolist()
+    texts = [" ".join(rows[i:i + 8]) for i in range(0, 30, 3)] + rows[:5]  # 2-3 windows each, then 1
+    torch_predictor, onnx_predictor = load_predictor(copy), load_predictor(tmp_path / "onnx")
+    assert torch_predictor.models[0][0].classifier_config.max_windows == 3
+    original = load_predictor(run).level_logits(texts)
+    for a, b, before in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts), original):
+        assert np.abs(a - b).max() < 1e-4
+        assert np.abs(a[:10] - before[:10]).max() > 1e-3 and np.abs(a[10:] - before[10:]).max() < 1e-5

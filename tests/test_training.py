@@ -183,3 +183,28 @@ def test_the_levels_of_a_run_encode_their_rows_once_and_train_what_each_would_al
         full_pass = run_batched(model, tokenizer, train["summary"].tolist(), output="pooled")
         expected = NeighbourIndex(torch.from_numpy(full_pass), torch.zeros(len(train)), 1).vectors
         np.testing.assert_allclose(model.neighbours.vectors.numpy(), expected.numpy(), atol=2e-3)  # float16 on disk
+
+
+def test_a_level_reading_long_texts_in_windows_learns_a_reason_that_truncation_cuts_off(tmp_path, tiny_params,
+                                                                                       small_taxonomy):
+    """The reason words sit after 24 filler tokens: a model truncated at 16 tokens never sees them, one that reads
+    up to 4 windows of 16 does; the folder records its windows and predicts as it trained."""
+    from callreason.run import fit_levels, training_rows
+    from callreason.taxonomy import LEVELS
+
+    rows = make_labeled_rows(90)
+    rows["summary"] = "agent customer called about " * 6 + rows["summary"]
+    data, _ = encode_dataset(rows, small_taxonomy, 0.25, 0.2, 0, 1)
+    train, val = training_rows(data, ("train",)), training_rows(data, ("val",))
+    scores = {}
+    for windows in (1, 4):
+        params = {**tiny_params, "model": {**tiny_params["model"], "max_length": 16, "max_windows": windows},
+                  "train": {**tiny_params["train"], "frozen_layers": 1, "lexical_blend": False, "knn_weight": 0.2}}
+        fits = fit_levels(train, val, small_taxonomy, settings_from_params(params), tmp_path / f"w{windows}",
+                          tmp_path / "scratch")
+        model, tokenizer = load_classifier(tmp_path / f"w{windows}" / "level_3")
+        assert model.classifier_config.max_windows == windows == fits["level_3"]["max_windows"]
+        predicted = run_batched(model, tokenizer, val["summary"].tolist()).argmax(1)
+        scores[windows] = f1_score(val["level_3_id"], predicted, average="macro")
+        assert [fits[level]["max_windows"] for level in LEVELS] == [windows] * 3
+    assert scores[1] < 0.3 and scores[4] > 0.6  # measured: 0.09 and 0.71
