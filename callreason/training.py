@@ -556,7 +556,7 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
     limit = min(512, tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512)
     if setting != "auto":
         return min(int(setting), limit)
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
     p99 = int(np.percentile(lengths, 99)) if lengths else limit
     return int(min(limit, max(16, -(-p99 // 8) * 8)))
 
