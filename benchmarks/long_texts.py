@@ -2,6 +2,7 @@
 
     python -m benchmarks.long_texts                          # 3 draws of demo-long, the short demo beside it
     python -m benchmarks.long_texts --draws 1 --test-rows 500 # a quick look
+    python -m benchmarks.long_texts --first-draw 2 --draws 1  # add draw 2 to the results file
 
 A screening with the base encoder frozen (no fine-tuning, so each strategy costs one pass over the texts): every
 strategy turns a summary into a vector (or, ``mil``, per-window log-probabilities), a logistic regression per level
@@ -74,7 +75,8 @@ def head_tail(model, tokenizer, texts: list[str]) -> np.ndarray:
     """Pooled vectors of each text's first ``HEAD_TAIL[0]`` and last ``HEAD_TAIL[1]`` tokens (special tokens
     included)."""
     head, tail = HEAD_TAIL
-    kept = [ids if len(ids) <= head + tail else ids[:head] + ids[-tail:] for ids in tokenizer(texts)["input_ids"]]
+    ids = tokenizer(texts, verbose=False)["input_ids"]  # untruncated: no warning about the model's length
+    kept = [row if len(row) <= head + tail else row[:head] + row[-tail:] for row in ids]
     return pooled_windows(model, kept, tokenizer.pad_token_id)
 
 
@@ -179,6 +181,7 @@ def summary_table(lines: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--first-draw", type=int, default=0)
     parser.add_argument("--test-rows", type=int, default=1000, help="gold pool rows scored per draw")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "long_texts.jsonl")
     parser.add_argument("--summarize", type=Path, metavar="JSONL", help="nothing runs: the table of this file's results")
@@ -191,7 +194,7 @@ def main() -> None:
         model.classifier_config.bf16 = bf16_enabled(params["train"]["bf16"])  # as the pipeline runs it
         model.eval()
         lines = []
-        for draw in range(args.draws):
+        for draw in range(args.first_draw, args.first_draw + args.draws):
             for long in (False, True):
                 line = {"dataset": "demo-long" if long else "demo", "draw": draw, "bf16": model.classifier_config.bf16,
                         "strategies": one_draw(draw, long, params, args.test_rows, model, tokenizer)}

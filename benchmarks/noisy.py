@@ -398,6 +398,28 @@ def summary_table(results: list[dict[str, Any]], levels: tuple[str, ...]) -> str
     return "\n".join(lines) + "\n"
 
 
+def decodings_table(results: list[dict[str, Any]]) -> str:
+    """Markdown: per data set, configuration and run, each level's macro-F1 (mean ± half-range over draws) under
+    the shipped joint decoding and the others of :func:`decoding_scores` (all three levels only)."""
+    cells: dict[tuple[str, str, str], list[list[float]]] = {}
+    for r in results:
+        for run in ("heldout", "final"):
+            scores = r.get(run)
+            if not scores or "decodings" not in scores:
+                continue
+            decodings = {"joint (shipped)": {lv: scores[lv]["macro_f1"] for lv in LEVELS}, **scores["decodings"]}
+            for name, values in decodings.items():
+                cells.setdefault((r["dataset"], f"{r['config']}: {run}", name), []).append([values[lv] for lv in LEVELS])
+    lines = ["| data set | run | decoding | draws | level_1 macro-F1 | level_2 macro-F1 | level_3 macro-F1 |",
+             "|---|---|---|---|---|---|---|"]
+    for (dataset, run, name), values in cells.items():
+        table = np.array(values)
+        spread = (table.max(0) - table.min(0)) / 2
+        lines.append(f"| {dataset} | {run} | {name} | {len(values)} | "
+                     + " | ".join(f"{m:.3f} ± {h:.3f}" for m, h in zip(table.mean(0), spread)) + " |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -418,7 +440,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.summarize:
         results = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
-        table = summary_table(results, tuple(results[0]["levels"]))
+        table = summary_table(results, tuple(results[0]["levels"])) + "\n" + decodings_table(results)
         print(table)
         args.summarize.with_suffix(".md").write_text(table)
         return
@@ -453,7 +475,7 @@ def main() -> None:
                     shipped = result["final"] or result["heldout"]
                     print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
                           f"{json.dumps(result['baseline']['scores'])}", flush=True)
-    table = summary_table(results, levels)
+    table = summary_table(results, levels) + "\n" + decodings_table(results)
     print(table)
     args.out.with_suffix(".md").write_text(table)
 
