@@ -156,10 +156,8 @@ class TextClassifier(nn.Module):
         else:
             sums, counts = hidden[:, 0], torch.ones_like(hidden[:, :1, 0])
         if window_owner is not None:
-            texts = int(window_owner.max()) + 1
-            sums = sums.new_zeros((texts, sums.shape[1])).index_add_(0, window_owner, sums)
-            counts = counts.new_zeros((texts, 1)).index_add_(0, window_owner, counts)
-        elif window_weights is not None:
+            window_weights = window_matrix(window_owner)
+        if window_weights is not None:
             sums, counts = window_weights.to(sums.dtype) @ sums, window_weights.to(counts.dtype) @ counts
         pooled = sums / counts.clamp(min=1e-9)
         if self.classifier_config.normalize:
@@ -334,13 +332,9 @@ def bottom_layers_output(
         batch = pad_batch(rows, tokenizer.pad_token_id, device=device, window=window)
         with encoder_precision(model):
             hidden = run_bottom(encoder, batch["input_ids"], batch["attention_mask"], n_layers).float().cpu()
-        spans = [span for ids in rows for span in window_spans(len(ids), window)]
-        owner = batch["window_owner"].tolist() if "window_owner" in batch else list(range(len(rows)))
-        pieces: list[list[torch.Tensor]] = [[] for _ in rows]
-        for w, (start, stop) in enumerate(spans):
-            pieces[owner[w]].append(hidden[w, : stop - start])
-        for row, i in enumerate(index):
-            result[i] = torch.cat(pieces[row]).clone()
+        windows = iter(hidden)  # the rows of ``hidden``: each text's windows in turn (pad_batch)
+        for i, ids in zip(index, rows):
+            result[i] = torch.cat([next(windows)[: stop - start] for start, stop in window_spans(len(ids), window)])
     return result
 
 
@@ -462,8 +456,8 @@ def window_width(config: ClassifierConfig) -> int | None:
 
 def window_matrix(window_owner: torch.Tensor) -> torch.Tensor:
     """``window_owner`` (windows,) as the 0/1 ``(texts, windows)`` matrix :meth:`TextClassifier.pool` also takes."""
-    weights = torch.zeros((int(window_owner.max()) + 1, len(window_owner)), dtype=torch.float32)
-    weights[window_owner.cpu(), torch.arange(len(window_owner))] = 1.0
+    weights = torch.zeros((int(window_owner.max()) + 1, len(window_owner)), device=window_owner.device)
+    weights[window_owner, torch.arange(len(window_owner), device=window_owner.device)] = 1.0
     return weights
 
 
@@ -480,7 +474,8 @@ def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8,
     """Right-pad to the batch's longest row rounded up to ``multiple_of``; on ``device`` when given. ``window``:
     rows longer than it are windows of one text end to end (:func:`tokenize` with ``max_windows`` > 1); each
     window becomes a row and ``window_owner`` (rows,) says whose it is (the key is absent when no row is longer)."""
-    pieces = [ids[start:stop] for ids in token_ids for start, stop in window_spans(len(ids), window)]
+    owner, pieces = zip(*[(text, ids[start:stop]) for text, ids in enumerate(token_ids)
+                          for start, stop in window_spans(len(ids), window)])
     width = max(len(ids) for ids in pieces)
     width = -(-width // multiple_of) * multiple_of
     input_ids = torch.full((len(pieces), width), pad_id, dtype=torch.long)
@@ -490,7 +485,6 @@ def pad_batch(token_ids: list[list[int]], pad_id: int, multiple_of: int = 8,
         attention_mask[row, : len(ids)] = 1
     batch = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
     if len(pieces) > len(token_ids):
-        owner = [text for text, ids in enumerate(token_ids) for _ in window_spans(len(ids), window)]
         batch["window_owner"] = torch.tensor(owner, dtype=torch.long, device=device)
     return batch
 
