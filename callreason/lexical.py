@@ -7,7 +7,10 @@ vocabularies in ``lexical.json``, idf and coefficients in ``lexical.safetensors`
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,9 @@ VECTORIZERS = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "max_features": 100_000},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "min_df": 2, "max_features": 100_000},
 }
+FIT_ONLY = ("vocabulary", "max_features", "min_df", "max_df")  # settings that shape the fit, not the transform
+
+
 def make_vectorizers() -> dict[str, TfidfVectorizer]:
     """The project's one TF-IDF recipe: word 1-2 grams + char_wb 2-5 grams, sublinear tf (the blend companion,
     ``label_issues``' out-of-fold model and the benchmarks' baseline all use it)."""
@@ -60,9 +66,25 @@ class LexicalModel:
             coef[probe.classes_], intercept[probe.classes_] = probe.coef_, probe.intercept_
         return cls(vectorizers, coef, intercept)
 
-    def log_proba(self, texts: list[str]) -> np.ndarray:
-        """Log-probabilities, shape (n, n_classes)."""
-        features = hstack([v.transform(texts) for v in self.vectorizers.values()]).tocsr()
+    def features(self, texts: list[str]):
+        """The TF-IDF features of ``texts``: a sparse ``(n, features)`` matrix."""
+        return hstack([v.transform(texts) for v in self.vectorizers.values()]).tocsr()
+
+    @cached_property
+    def features_key(self) -> str:
+        """A digest of the vectorizers (settings, vocabularies, idf): models with the same key compute the same
+        :meth:`features`, so the levels of a run, fitted on the same texts, need them once."""
+        digest = hashlib.sha256()
+        for name, vectorizer in self.vectorizers.items():
+            transform_params = {k: v for k, v in vectorizer.get_params().items() if k not in FIT_ONLY}
+            digest.update(json.dumps([name, vectorizer.get_feature_names_out().tolist(),
+                                      repr(sorted(transform_params.items()))]).encode())
+            digest.update(np.asarray(vectorizer.idf_, np.float64).tobytes())
+        return digest.hexdigest()
+
+    def log_proba(self, texts: list[str], features=None) -> np.ndarray:
+        """Log-probabilities, shape (n, n_classes); ``features``: :meth:`features` of ``texts`` when already known."""
+        features = self.features(texts) if features is None else features
         return log_softmax(features @ self.coef.T + self.intercept, axis=1)
 
     def save(self, folder: Path) -> None:
@@ -87,6 +109,21 @@ class LexicalModel:
             vectorizer.idf_ = arrays[f"idf_{name}"]
             vectorizers[name] = vectorizer
         return cls(vectorizers, arrays["coef"], arrays["intercept"])
+
+
+def shared_log_probas(models: Sequence[LexicalModel | None], texts: list[str]) -> list[np.ndarray | None]:
+    """Each model's :meth:`LexicalModel.log_proba` of ``texts`` (None where the model is None), computing the
+    features once per distinct vectorizer fit (:attr:`LexicalModel.features_key`)."""
+    features: dict[str, object] = {}
+    log_probas = []
+    for model in models:
+        if model is None:
+            log_probas.append(None)
+            continue
+        if model.features_key not in features:
+            features[model.features_key] = model.features(texts)
+        log_probas.append(model.log_proba(texts, features[model.features_key]))
+    return log_probas
 
 
 def blend_log_proba(transformer_logits: np.ndarray, lexical_log_proba: np.ndarray, weight: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from callreason.base_models import MINILM, PACKAGED, packaged_model_path, packaged_model_version
 from callreason.errors import InputError, cause
 from callreason.io import read_json
-from callreason.lexical import LexicalModel, blend_log_proba
+from callreason.lexical import LexicalModel, blend_log_proba, shared_log_probas
 from callreason.neighbours import FILE as NEIGHBOURS_FILE
 from callreason.neighbours import NeighbourIndex, blend_neighbours
 from callreason.run_folder import DAMAGED
@@ -589,11 +589,24 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
 
 
 def predict_logits(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                   batch_size: int = 64, transformer_logits: np.ndarray | None = None) -> np.ndarray:
+                   batch_size: int = 64, transformer_logits: np.ndarray | None = None,
+                   lexical_log_proba: np.ndarray | None = None) -> np.ndarray:
     """The classifier's logits (n, num_labels): the transformer's (computed unless given), blended
-    with its TF-IDF companion (``classifier_config.lexical_weight``) when it has one."""
+    with its TF-IDF companion (``classifier_config.lexical_weight``) when it has one (its log-probabilities of
+    ``texts`` computed unless given as ``lexical_log_proba``)."""
     logits = run_batched(model, tokenizer, texts, batch_size) if transformer_logits is None else transformer_logits
     weight = model.classifier_config.lexical_weight
     if model.lexical is None or weight == 0.0:
         return logits
-    return blend_log_proba(logits, model.lexical.log_proba(texts), weight).astype(np.float32)
+    lexical = model.lexical.log_proba(texts) if lexical_log_proba is None else lexical_log_proba
+    return blend_log_proba(logits, lexical, weight).astype(np.float32)
+
+
+def blended_logits(models: list, texts: list[str], transformer_logits: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`predict_logits` of each of ``models`` (``(model, tokenizer)`` pairs: the levels of a run) given their
+    ``transformer_logits``; their TF-IDF companions' features are computed once when fitted alike."""
+    blending = [m.lexical if m.lexical is not None and m.classifier_config.lexical_weight != 0.0 else None
+                for m, _ in models]
+    lexical = shared_log_probas(blending, texts)
+    return [predict_logits(m, tok, texts, transformer_logits=z, lexical_log_proba=lp)
+            for (m, tok), z, lp in zip(models, transformer_logits, lexical)]

@@ -234,11 +234,11 @@ class OnnxPredictor(HierarchicalPredictor):
         return model, model.tokenizer
 
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
-        from callreason.modeling import predict_logits
+        from callreason.modeling import blended_logits
 
         groups = [self.models] if self.bottom is not None else [[model] for model in self.models]
         transformer = [z for group in groups for z in self._transformer_logits(group, texts)]
-        return [predict_logits(m, tok, texts, transformer_logits=z) for (m, tok), z in zip(self.models, transformer)]
+        return blended_logits(self.models, texts, transformer)
 
     def _transformer_logits(self, models: list, texts: list[str]) -> list[np.ndarray]:
         """Each of ``models``' transformer logits over length-sorted batches (the shared bottom run once per batch

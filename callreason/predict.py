@@ -20,8 +20,9 @@ from callreason.hierarchy import joint_decode, softmax
 from callreason.io import atomic_path, check_input_file, check_outputs, parquet_files
 from callreason.modeling import (
     TextClassifier,
+    blended_logits,
     load_classifier,
-    predict_logits,
+    run_batched,
     run_batched_shared,
     shared_bottom_depth,
 )
@@ -74,10 +75,11 @@ class HierarchicalPredictor:
     def level_logits(self, texts: list[str]) -> list[np.ndarray]:
         """Raw logits per level, ``[(n, k1), (n, k2), (n, k3)]``."""
         if self.shared_depth == 0:
-            return [predict_logits(m, tok, texts, self.batch_size) for m, tok in self.models]
-        transformer = run_batched_shared([m for m, _ in self.models], self.models[0][1], texts, self.shared_depth,
-                                         self.batch_size)
-        return [predict_logits(m, tok, texts, transformer_logits=z) for (m, tok), z in zip(self.models, transformer)]
+            transformer = [run_batched(m, tok, texts, self.batch_size) for m, tok in self.models]
+        else:
+            transformer = run_batched_shared([m for m, _ in self.models], self.models[0][1], texts, self.shared_depth,
+                                             self.batch_size)
+        return blended_logits(self.models, texts, transformer)
 
     def level_probs(self, texts: list[str], logits: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Temperature-scaled softmax probabilities per level."""
