@@ -3,6 +3,7 @@
     python -m benchmarks.noisy                                   # every data set, 3 draws, today vs defaults
     python -m benchmarks.noisy --datasets banking77-noisy --draws 1 --config lever:train.loss=gce
     python -m benchmarks.noisy --levels level_3 --config a:filter.min_confidence=0.5,train.confidence_weighting=true
+    python -m benchmarks.noisy --datasets banking77-noisy --config defaults: --peers seed-recipe setfit
 
 Each draw builds what a user has: a labeled file (the *whole* of it goes through ``filter`` and the
 pipeline), a taxonomy and an unlabeled pool; and, hidden from the pipeline, gold rows outside the file
@@ -32,7 +33,9 @@ shipped). The TF-IDF + logistic regression baseline is trained on every row the 
 Results: one JSON line per (data set, draw, configuration) in ``--out``; a summary table (mean and
 half-range over draws) is printed and written beside it as ``.md`` (``--summarize FILE`` redoes it for every line
 of a file, e.g. after several runs appended to it). Configurations of a draw that differ only in
-``pseudo_label.*`` share its held-out run (and the refit, when their retrain is not promoted).
+``pseudo_label.*`` share its held-out run (and the refit, when their retrain is not promoted). ``--peers``
+adds the alternatives of :mod:`benchmarks.peers` (the seed recipe, SetFit), trained on the rows params.yaml's
+filter keeps and scored on the same external rows, each a row of the table with its seconds.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import ROOT, SHARED, append_jsonl, tfidf_lr
 from benchmarks.label_noise import llm_label_noise
+from benchmarks.peers import PEERS, SETFIT_STEPS, peer_label, peer_probs, setfit_available
 from callreason.evaluation import headline_metrics
 from callreason.hierarchy import joint_decode
 from callreason.io import load_params, parse_yaml
@@ -356,15 +360,30 @@ def baseline(case: Case, settings: Settings, levels: tuple[str, ...]) -> dict[st
     start = time.perf_counter()
     probs = tfidf_lr(kept, case.external, case.taxonomy)
     seconds = time.perf_counter() - start
-    if levels != LEVELS:
-        depth = LEVELS.index(levels[0])
-        labels = case.taxonomy.ids(levels[0], case.external[levels[0]].tolist())
-        predicted = probs[depth].argmax(1)
-        scores = {levels[0]: {"macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
-                              "accuracy": round(float(accuracy_score(labels, predicted)), 4)}}
-    else:
-        scores = level_scores_of(case.external, case.taxonomy, probs)
+    scores = external_scores(case, levels, probs if levels == LEVELS else [probs[LEVELS.index(levels[0])]])
     return {"rows": len(kept), "scores": scores, "seconds": round(seconds, 1)}
+
+
+def external_scores(case: Case, levels: tuple[str, ...], probs: list[np.ndarray]) -> dict[str, Any]:
+    """Scores on the case's external rows of an approach's probabilities per level of ``levels``: all three
+    decoded jointly as the pipeline does, or one level's argmax."""
+    if levels == LEVELS:
+        return level_scores_of(case.external, case.taxonomy, probs)
+    labels = case.taxonomy.ids(levels[0], case.external[levels[0]].tolist())
+    predicted = probs[0].argmax(1)
+    return {levels[0]: {"macro_f1": round(float(f1_score(labels, predicted, average="macro")), 4),
+                        "accuracy": round(float(accuracy_score(labels, predicted)), 4)}}
+
+
+def peer_result(case: Case, name: str, settings: Settings, levels: tuple[str, ...], work: Path,
+                setfit_steps: int) -> dict[str, Any]:
+    """A peer (:mod:`benchmarks.peers`) trained on the rows the filter of ``settings`` keeps, scored on the case's
+    external rows."""
+    _, dataset = filtered_dataset(case, settings)
+    probs, seconds = peer_probs(name, dataset, case.external, case.taxonomy, levels, settings.model.base, work,
+                                seed=settings.seed, setfit_steps=setfit_steps)
+    return {"peer": name, "approach": peer_label(name, setfit_steps), "rows": len(dataset),
+            "scores": external_scores(case, levels, probs), "seconds": round(seconds, 1)}
 
 
 def summary_table(results: list[dict[str, Any]], levels: tuple[str, ...]) -> str:
@@ -378,6 +397,10 @@ def summary_table(results: list[dict[str, Any]], levels: tuple[str, ...]) -> str
     rows: dict[tuple[str, str], list[list[float]]] = {}
     seconds: dict[tuple[str, str], list[float]] = {}
     for r in results:
+        if r.get("peer"):  # benchmarks.peers: one approach, no runs
+            rows.setdefault((r["dataset"], r["approach"]), []).append(values(r["scores"]))
+            seconds.setdefault((r["dataset"], r["approach"]), []).append(r["seconds"])
+            continue
         if r["config"] == "today":  # the held-out models are what it shipped
             entries = [(f"{r['config']}: shipped models", r["heldout"], r["heldout_seconds"] + r["refit_seconds"])]
         else:  # no final run with --no-refit
@@ -434,6 +457,10 @@ def main() -> None:
                         help="score the held-out run only (screening: no retrain, no refit)")
     parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="a configuration to run (default: today and defaults)")
+    parser.add_argument("--peers", nargs="+", default=[], choices=PEERS,
+                        help="also train these alternatives on each draw (benchmarks/peers.py; setfit is optional)")
+    parser.add_argument("--setfit-steps", type=int, default=SETFIT_STEPS,
+                        help="SetFit's contrastive steps per level (batches of 16 pairs)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "noisy.jsonl")
     parser.add_argument("--summarize", type=Path, metavar="JSONL",
                         help="nothing runs: print the table of the results in this file (written beside it as .md)")
@@ -448,6 +475,11 @@ def main() -> None:
     if len(levels) not in (1, 3):
         raise SystemExit("--levels: one level, or all three")
     configs = [parse_config(c) for c in (args.config or ["today:", "defaults:"])]
+    peers = list(dict.fromkeys(args.peers))
+    if "setfit" in peers and not setfit_available():
+        print("setfit: skipped, the package is not installed (`pip install setfit`: an optional benchmark dependency)",
+              flush=True)
+        peers.remove("setfit")
     base = load_params(ROOT / "params.yaml")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
@@ -475,6 +507,15 @@ def main() -> None:
                     shipped = result["final"] or result["heldout"]
                     print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
                           f"{json.dumps(result['baseline']['scores'])}", flush=True)
+                for peer in peers:
+                    peer_settings = settings_from_params(base)
+                    with tempfile.TemporaryDirectory(dir=draw_work) as work:
+                        result = peer_result(case, peer, peer_settings, levels, Path(work), args.setfit_steps)
+                    result.update(dataset=dataset, draw=draw, config="peer", levels=list(levels))
+                    results.append(result)
+                    append_jsonl(args.out, result)
+                    print(f"{dataset} draw {draw} {result['approach']}: {json.dumps(result['scores'])} "
+                          f"in {result['seconds']:.0f} s", flush=True)
     table = summary_table(results, levels) + "\n" + decodings_table(results)
     print(table)
     args.out.with_suffix(".md").write_text(table)

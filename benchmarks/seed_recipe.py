@@ -43,8 +43,11 @@ def seed_recipe_probs(
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=n_classes)
 
+    max_length = min(512, getattr(model.config, "max_position_embeddings", 512))  # 512, or less where the model has less
+
     def rows(frame: pd.DataFrame) -> _Rows:
-        return _Rows(tokenizer(frame["summary"].tolist(), truncation=True, max_length=512), frame[f"{level}_id"].to_numpy())
+        return _Rows(tokenizer(frame["summary"].tolist(), truncation=True, max_length=max_length),
+                     frame[f"{level}_id"].to_numpy())
 
     def compute_metrics(prediction) -> dict:
         return {"macro_f1": f1_score(prediction.label_ids, prediction.predictions.argmax(-1), average="macro")}

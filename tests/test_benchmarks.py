@@ -240,3 +240,27 @@ def test_long_text_windows_cover_every_token_and_pool_per_text(tiny_model_dir):
     assert np.allclose(mean[0], (vectors[owner == 0] * weights[:, None]).sum(0), atol=1e-6)
     assert np.allclose(top[0], vectors[owner == 0].max(0))
     assert head_tail(model, tokenizer, texts).shape == (2, model.head.in_features)
+
+
+def test_peers_train_on_the_filtered_rows_and_sit_in_the_table_beside_the_pipeline(tmp_path, small_case,
+                                                                                   fast_settings):
+    from benchmarks.noisy import filtered_dataset, peer_result, summary_table
+
+    result = peer_result(small_case, "seed-recipe", fast_settings, LEVELS, tmp_path, setfit_steps=5)
+    kept, _ = filtered_dataset(small_case, fast_settings)
+    assert result["rows"] == len(kept) < len(small_case.labeled) and result["seconds"] > 0
+    assert set(result["scores"]) >= {*LEVELS, "path_accuracy"}
+    assert all(0.0 <= result["scores"][lv]["macro_f1"] <= 1.0 for lv in LEVELS)
+    table = summary_table([{**result, "dataset": "demo", "draw": 0, "config": "peer", "levels": list(LEVELS)}], LEVELS)
+    assert "| demo | seed recipe (fresh head, whole encoder, lr 1e-4, 6 epochs) | 1 |" in table
+
+
+def test_setfit_peer_gives_probabilities_over_every_class(tmp_path, small_case, tiny_params):
+    pytest.importorskip("setfit")
+    from benchmarks.peers import setfit_probs
+
+    train = small_case.labeled.iloc[:40].assign(level_1_id=lambda f: f["level_1"].astype("category").cat.codes)
+    probs = setfit_probs(train, small_case.external.iloc[:10], "level_1", 12, tiny_params["model"]["base"],
+                         tmp_path, max_steps=2)
+    assert probs.shape == (10, 12)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
