@@ -481,6 +481,7 @@ def main() -> None:
               flush=True)
         peers.remove("setfit")
     base = load_params(ROOT / "params.yaml")
+    peer_settings = settings_from_params(base)  # the peers train on the rows params.yaml's filter keeps
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = []
     for dataset in args.datasets:
@@ -508,7 +509,6 @@ def main() -> None:
                     print(f"{dataset} draw {draw} {name}: shipped {json.dumps(shipped)} | baseline "
                           f"{json.dumps(result['baseline']['scores'])}", flush=True)
                 for peer in peers:
-                    peer_settings = settings_from_params(base)
                     with tempfile.TemporaryDirectory(dir=draw_work) as work:
                         result = peer_result(case, peer, peer_settings, levels, Path(work), args.setfit_steps)
                     result.update(dataset=dataset, draw=draw, config="peer", levels=list(levels))
