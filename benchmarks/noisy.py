@@ -4,6 +4,7 @@
     python -m benchmarks.noisy --datasets banking77-noisy --draws 1 --config lever:train.loss=gce
     python -m benchmarks.noisy --levels level_3 --config a:filter.min_confidence=0.5,train.confidence_weighting=true
     python -m benchmarks.noisy --datasets banking77-noisy --config defaults: --peers seed-recipe setfit
+    python -m benchmarks.noisy --datasets banking77-noisy --no-pipeline --peers seed-recipe-lr1e-4 --out FILE
 
 Each draw builds what a user has: a labeled file (the *whole* of it goes through ``filter`` and the
 pipeline), a taxonomy and an unlabeled pool; and, hidden from the pipeline, gold rows outside the file
@@ -34,8 +35,9 @@ Results: one JSON line per (data set, draw, configuration) in ``--out``; a summa
 half-range over draws) is printed and written beside it as ``.md`` (``--summarize FILE`` redoes it for every line
 of a file, e.g. after several runs appended to it). Configurations of a draw that differ only in
 ``pseudo_label.*`` share its held-out run (and the refit, when their retrain is not promoted). ``--peers``
-adds the alternatives of :mod:`benchmarks.peers` (the seed recipe, SetFit), trained on the rows params.yaml's
-filter keeps and scored on the same external rows, each a row of the table with its seconds.
+adds the alternatives of :mod:`benchmarks.peers` (the seed recipe at the notebook's settings and at lr 1e-4,
+SetFit), trained on the rows params.yaml's filter keeps and scored on the same external rows, each a row of the
+table with its seconds (``--no-pipeline``: the peers alone).
 """
 
 from __future__ import annotations
@@ -457,6 +459,8 @@ def main() -> None:
                         help="score the held-out run only (screening: no retrain, no refit)")
     parser.add_argument("--config", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                         help="a configuration to run (default: today and defaults)")
+    parser.add_argument("--no-pipeline", action="store_true",
+                        help="train only --peers (no configuration, no TF-IDF), e.g. to add a peer to earlier runs' file")
     parser.add_argument("--peers", nargs="+", default=[], choices=PEERS,
                         help="also train these alternatives on each draw (benchmarks/peers.py; setfit is optional)")
     parser.add_argument("--setfit-steps", type=int, default=SETFIT_STEPS,
@@ -474,7 +478,9 @@ def main() -> None:
     levels = tuple(lv for lv in LEVELS if lv in args.levels)
     if len(levels) not in (1, 3):
         raise SystemExit("--levels: one level, or all three")
-    configs = [parse_config(c) for c in (args.config or ["today:", "defaults:"])]
+    if args.no_pipeline and (args.config or not args.peers):
+        raise SystemExit("--no-pipeline: give --peers and no --config")
+    configs = [] if args.no_pipeline else [parse_config(c) for c in (args.config or ["today:", "defaults:"])]
     peers = list(dict.fromkeys(args.peers))
     if "setfit" in peers and not setfit_available():
         print("setfit: skipped, the package is not installed (`pip install setfit`: an optional benchmark dependency)",

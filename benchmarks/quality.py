@@ -61,7 +61,7 @@ def run_dataset(name: str, skip_seed: bool) -> list[dict]:
         if not skip_seed:
             def seed_all():
                 return [seed_recipe_probs(train, val, test, lv, len(taxonomy.labels[lv]), base, Path(work) / "seed" / lv,
-                                          epochs=6)[0] for lv in LEVELS]
+                                          epochs=6, learning_rate=1e-4)[0] for lv in LEVELS]
             probs, seconds = timed(seed_all)
             rows.append({"approach": "(c) seed recipe (fresh head, lr 1e-4, 6 epochs)",
                          "metrics": seed_metrics(test, probs, taxonomy), "seconds": seconds})

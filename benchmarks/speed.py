@@ -49,7 +49,7 @@ def train_one(approach: str, dataset: str, epochs: int) -> dict:
     start = time.perf_counter()
     if approach == "seed":
         probs, metrics = seed_recipe_probs(train, val, test, "level_3", len(labels), params["model"]["base"], work,
-                                           epochs=epochs)
+                                           epochs=epochs, learning_rate=1e-4)
         train_seconds, epochs_run = metrics["train_runtime"], metrics["epoch"]
     else:
         summary = fit_level("level_3", train, val, labels, settings_from_params(params), work / "m", work / "live",

@@ -252,7 +252,28 @@ def test_peers_train_on_the_filtered_rows_and_sit_in_the_table_beside_the_pipeli
     assert set(result["scores"]) >= {*LEVELS, "path_accuracy"}
     assert all(0.0 <= result["scores"][lv]["macro_f1"] <= 1.0 for lv in LEVELS)
     table = summary_table([{**result, "dataset": "demo", "draw": 0, "config": "peer", "levels": list(LEVELS)}], LEVELS)
-    assert "| demo | seed recipe (fresh head, whole encoder, lr 1e-4, 6 epochs) | 1 |" in table
+    assert "| demo | seed recipe (the notebook's: fresh head, whole encoder, lr 2e-5, 4 epochs) | 1 |" in table
+
+
+def test_seed_recipe_peers_train_at_the_notebooks_settings_and_at_lr_1e4(monkeypatch, tmp_path, small_case):
+    import inspect
+
+    import benchmarks.seed_recipe
+    from benchmarks.peers import peer_probs
+
+    defaults = inspect.signature(benchmarks.seed_recipe.seed_recipe_probs).parameters
+    assert (defaults["learning_rate"].default, defaults["epochs"].default, defaults["batch_size"].default) == (2e-5, 4, 8)
+    calls = []
+
+    def recorded(train, val, test, level, n_classes, base, work, **settings):
+        calls.append(settings)
+        return np.full((len(test), n_classes), 1.0 / n_classes), {}
+
+    monkeypatch.setattr(benchmarks.seed_recipe, "seed_recipe_probs", recorded)
+    rows = small_case.labeled.assign(level_1_id=0, split=np.where(np.arange(len(small_case.labeled)) % 5, "train", "val"))
+    for name in ("seed-recipe", "seed-recipe-lr1e-4"):
+        peer_probs(name, rows, small_case.external, small_case.taxonomy, ("level_1",), "base", tmp_path)
+    assert [{k: v for k, v in c.items() if k != "seed"} for c in calls] == [{}, {"epochs": 6, "learning_rate": 1e-4}]
 
 
 def test_setfit_peer_gives_probabilities_over_every_class(tmp_path, small_case, tiny_params):
