@@ -26,7 +26,13 @@ import pandas as pd
 from callreason.modeling import resolve_base_model
 from callreason.taxonomy import Taxonomy
 
-PEERS = ("seed-recipe", "seed-recipe-lr1e-4", "setfit")
+SEED_RECIPES = {
+    "seed-recipe": ("seed recipe (the notebook's: fresh head, whole encoder, lr 2e-5, 4 epochs)", {}),
+    "seed-recipe-lr1e-4": ("seed recipe (fresh head, whole encoder, lr 1e-4, 6 epochs)",
+                           {"epochs": 6, "learning_rate": 1e-4}),
+}
+"""Each seed-recipe peer: its table label and its settings over the notebook's (``seed_recipe_probs``' defaults)."""
+PEERS = (*SEED_RECIPES, "setfit")
 SETFIT_STEPS = 500
 """Default contrastive steps of SetFit per level (batches of 16 pairs; ~4 min per level of short texts on a 2-core
 Xeon with AMX)."""
@@ -34,10 +40,8 @@ Xeon with AMX)."""
 
 def peer_label(name: str, setfit_steps: int = SETFIT_STEPS) -> str:
     """How a peer is named in the tables."""
-    if name == "seed-recipe":
-        return "seed recipe (the notebook's: fresh head, whole encoder, lr 2e-5, 4 epochs)"
-    if name == "seed-recipe-lr1e-4":
-        return "seed recipe (fresh head, whole encoder, lr 1e-4, 6 epochs)"
+    if name in SEED_RECIPES:
+        return SEED_RECIPES[name][0]
     return f"SetFit ({setfit_steps} contrastive steps, LR head)"
 
 
@@ -79,11 +83,11 @@ def peer_probs(name: str, dataset: pd.DataFrame, test: pd.DataFrame, taxonomy: T
     probs = []
     for level in levels:
         n_classes = len(taxonomy.labels[level])
-        if name in ("seed-recipe", "seed-recipe-lr1e-4"):
+        if name in SEED_RECIPES:
             val = dataset[dataset["split"] == "val"]
-            recipe = {"epochs": 6, "learning_rate": 1e-4} if name == "seed-recipe-lr1e-4" else {}
             level_probs, _ = seed_recipe_probs(dataset[dataset["split"] != "val"], val, _with_ids(test, taxonomy, level),
-                                               level, n_classes, base, work / name / level, seed=seed, **recipe)
+                                               level, n_classes, base, work / name / level, seed=seed,
+                                               **SEED_RECIPES[name][1])
         elif name == "setfit":
             level_probs = setfit_probs(dataset, test, level, n_classes, base, work / name / level, setfit_steps, seed)
         else:
