@@ -551,14 +551,27 @@ def train_classifier(
     return summary
 
 
+def token_limit(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The most tokens a text is read at once: the tokenizer's own limit, at most 512."""
+    return min(512, tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512)
+
+
+def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[int]:
+    """Tokens per text, special tokens included, nothing cut."""
+    return [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+
+
+def rounded_p99(lengths: list[int], cap: int) -> int:
+    """The 99th percentile of ``lengths`` rounded up to a multiple of 8, at least 16, at most ``cap``."""
+    p99 = int(np.percentile(lengths, 99)) if lengths else cap
+    return int(min(cap, max(16, -(-p99 // 8) * 8)))
+
+
 def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], setting: int | str) -> int:
     """``auto``: the 99th percentile of token lengths rounded up to a multiple of 8, capped at 512."""
-    limit = min(512, tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512)
     if setting != "auto":
-        return min(int(setting), limit)
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
-    p99 = int(np.percentile(lengths, 99)) if lengths else limit
-    return int(min(limit, max(16, -(-p99 // 8) * 8)))
+        return min(int(setting), token_limit(tokenizer))
+    return rounded_p99(token_lengths(tokenizer, texts), token_limit(tokenizer))
 
 
 CLASS_BALANCE = ("none", "reweight", "logit_adjust")
