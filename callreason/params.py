@@ -56,7 +56,7 @@ class ModelSettings:
     revision: str | None
     pooling: str            # auto | mean | cls
     max_length: int | str   # "auto" or a token count
-    max_windows: int        # a longer text is read as up to this many max_length-token windows, pooled (1: truncated)
+    max_windows: int | str  # "auto" or a count: a longer text is read as up to this many max_length-token windows, pooled
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,8 @@ def _model(params: Mapping[str, Any]) -> ModelSettings:
     revision = None if s["revision"] is None else str(s["revision"])
     return ModelSettings(base=text(s["base"], "model.base"), revision=revision,
                          pooling=choice(s["pooling"], "model.pooling", ("auto", "mean", "cls")), max_length=max_length,
-                         max_windows=integer(s["max_windows"], "model.max_windows", 1))
+                         max_windows=s["max_windows"] if s["max_windows"] == "auto"
+                         else integer(s["max_windows"], "model.max_windows", 1))
 
 
 def _train(params: Mapping[str, Any]) -> TrainSettings:

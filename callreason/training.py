@@ -574,6 +574,32 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
     return rounded_p99(token_lengths(tokenizer, texts), token_limit(tokenizer))
 
 
+WINDOW_TOKENS = 256
+"""``model.max_windows: auto`` with ``max_length: auto`` reads texts longer than this in windows of this many
+tokens: MiniLM was trained on texts up to 256 tokens, and on the long demo 256-token windows read the reason
+better than one 512-token pass (benchmarks/README.md, Long summaries)."""
+MAX_AUTO_WINDOWS = 8
+"""The most windows ``model.max_windows: auto`` reads of one text."""
+
+
+def choose_reading(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int | str,
+                   max_windows: int | str) -> tuple[int, int]:
+    """``(max_length, max_windows)`` for a held-out run on ``texts``. A number of windows: ``max_length`` as
+    :func:`choose_max_length` picks it. ``auto``: where the 99th-percentile text fits in one window (``max_length``
+    tokens; for ``auto`` :data:`WINDOW_TOKENS`), one window (so short texts get ``max_length: auto``'s length, as
+    with ``max_windows: 1``); else windows of that width, as many as that text needs, at most
+    :data:`MAX_AUTO_WINDOWS`."""
+    if max_windows != "auto":
+        return choose_max_length(tokenizer, texts, max_length), int(max_windows)
+    limit = token_limit(tokenizer)
+    window = min(limit, WINDOW_TOKENS if max_length == "auto" else int(max_length))
+    lengths = token_lengths(tokenizer, texts)
+    p99 = int(np.percentile(lengths, 99)) if lengths else 0
+    if p99 <= window:
+        return (rounded_p99(lengths, limit) if max_length == "auto" else window), 1
+    return window, min(MAX_AUTO_WINDOWS, -(-p99 // window))
+
+
 CLASS_BALANCE = ("none", "reweight", "logit_adjust")
 
 
@@ -663,13 +689,14 @@ def fit_level(
     with timer.phase("load"):
         if replay is None:
             tokenizer = load_base_tokenizer(model_settings.base, model_settings.revision)
-            max_length = choose_max_length(tokenizer, train_rows["summary"].tolist(), model_settings.max_length)
+            max_length, max_windows = choose_reading(tokenizer, train_rows["summary"].tolist(),
+                                                     model_settings.max_length, model_settings.max_windows)
         else:
-            max_length = replay["max_length"]
+            max_length, max_windows = replay["max_length"], replay.get("max_windows", 1)
         model, tokenizer = build_classifier(
             model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
             revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level,
-            loss=fit.train.loss, max_windows=model_settings.max_windows if replay is None else replay.get("max_windows", 1),
+            loss=fit.train.loss, max_windows=max_windows,
         )
         model.classifier_config.bf16 = bf16_enabled(fit.train.bf16)  # its passes without gradients too
     depth = len(transformer_layers(model.encoder))

@@ -12,7 +12,8 @@ from callreason.modeling import build_classifier, save_classifier
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
 from callreason.taxonomy import LEVELS
-from callreason.training import bf16_enabled, choose_max_length, fit_settings, freeze_bottom_layers, make_optimizer
+from callreason.training import (WINDOW_TOKENS, bf16_enabled, choose_max_length, choose_reading, fit_settings,
+                                 freeze_bottom_layers, make_optimizer)
 
 
 @pytest.fixture()
@@ -54,6 +55,20 @@ def test_max_length_auto_is_the_99th_percentile_rounded_up_to_8_and_capped(tiny)
     assert choose_max_length(tokenizer, ["card " * 40] * 10, "auto") == 48  # 42 tokens -> 48
     assert choose_max_length(tokenizer, texts, 24) == 24
     assert choose_max_length(tokenizer, ["card " * 2000] * 5, "auto") <= 512
+
+
+def test_max_windows_auto_reads_only_texts_longer_than_a_window_in_windows(tiny):
+    _, tokenizer = tiny
+    short = ["refund order"] * 99 + ["card " * 300]  # the 99th percentile is short: one window, as max_windows 1
+    assert choose_reading(tokenizer, short, "auto", "auto") == (choose_max_length(tokenizer, short, "auto"), 1) == (16, 1)
+    mid = ["card " * 200] * 10  # 202 tokens fit in one 256-token window: read whole, nothing windowed
+    assert choose_reading(tokenizer, mid, "auto", "auto") == (208, 1)
+    long = ["card " * 600] * 10  # 602 tokens: three 256-token windows
+    assert choose_reading(tokenizer, long, "auto", "auto") == (WINDOW_TOKENS, 3)
+    assert choose_reading(tokenizer, long, 128, "auto") == (128, 5)  # a set max_length is the window width
+    assert choose_reading(tokenizer, ["card " * 5000] * 3, "auto", "auto") == (WINDOW_TOKENS, 8)  # at most 8
+    assert choose_reading(tokenizer, long, "auto", 1) == (choose_max_length(tokenizer, long, "auto"), 1)  # a number
+    assert choose_reading(tokenizer, long, 64, 4) == (64, 4)
 
 
 def test_bf16_follows_the_setting_and_auto_asks_the_hardware(monkeypatch):
