@@ -576,8 +576,9 @@ def choose_max_length(tokenizer: PreTrainedTokenizerBase, texts: list[str], sett
 
 WINDOW_TOKENS = 256
 """``model.max_windows: auto`` with ``max_length: auto`` reads texts longer than this in windows of this many
-tokens: MiniLM was trained on texts up to 256 tokens, and on the long demo 256-token windows read the reason
-better than one 512-token pass (benchmarks/README.md, Long summaries)."""
+tokens: what all-MiniLM-L6-v2 reads by default (its sentence-transformers ``max_seq_length``); on the long demo
+256-token windows gave its encoder a better validation macro-F1 than one 512-token pass (benchmarks/README.md,
+Long summaries)."""
 MAX_AUTO_WINDOWS = 8
 """The most windows ``model.max_windows: auto`` reads of one text."""
 
