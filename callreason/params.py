@@ -153,6 +153,11 @@ def integer(value: Any, key: str, minimum: int = 0) -> int:
     return int(value)
 
 
+def auto_or_integer(value: Any, key: str, minimum: int = 0) -> int | str:
+    """``"auto"``, or ``value`` as :func:`integer` takes it."""
+    return "auto" if value == "auto" else integer(value, key, minimum)
+
+
 def number(value: Any, key: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
            high_open: bool = False) -> float:
     """``value`` as a float in ``[low, high]``; ``low_open``/``high_open`` exclude that end."""
@@ -214,12 +219,11 @@ def _data(params: Mapping[str, Any]) -> DataSettings:
 
 def _model(params: Mapping[str, Any]) -> ModelSettings:
     s = _section(params, "model", ModelSettings)
-    max_length = s["max_length"] if s["max_length"] == "auto" else integer(s["max_length"], "model.max_length", 8)
+    max_length = auto_or_integer(s["max_length"], "model.max_length", 8)
     revision = None if s["revision"] is None else str(s["revision"])
     return ModelSettings(base=text(s["base"], "model.base"), revision=revision,
                          pooling=choice(s["pooling"], "model.pooling", ("auto", "mean", "cls")), max_length=max_length,
-                         max_windows=s["max_windows"] if s["max_windows"] == "auto"
-                         else integer(s["max_windows"], "model.max_windows", 1))
+                         max_windows=auto_or_integer(s["max_windows"], "model.max_windows", 1))
 
 
 def _train(params: Mapping[str, Any]) -> TrainSettings:
