@@ -146,9 +146,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_integer(value: Any, minimum: int) -> bool:
+    return _is_number(value) and float(value) == int(value) and int(value) >= minimum
+
+
 def integer(value: Any, key: str, minimum: int = 0) -> int:
     """``value`` as an int >= ``minimum`` (``3.0`` is accepted, ``3.5`` and ``True`` are not)."""
-    if not _is_number(value) or float(value) != int(value) or int(value) < minimum:
+    if not _is_integer(value, minimum):
         raise _fail(key, f"an integer >= {minimum}", value)
     return int(value)
 
