@@ -158,8 +158,12 @@ def integer(value: Any, key: str, minimum: int = 0) -> int:
 
 
 def auto_or_integer(value: Any, key: str, minimum: int = 0) -> int | str:
-    """``"auto"``, or ``value`` as :func:`integer` takes it."""
-    return "auto" if value == "auto" else integer(value, key, minimum)
+    """``"auto"``, or ``value`` as :func:`integer` takes it (the message of a bad value names both)."""
+    if value == "auto":
+        return "auto"
+    if not _is_integer(value, minimum):
+        raise _fail(key, f"auto or an integer >= {minimum}", value)
+    return int(value)
 
 
 def number(value: Any, key: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,

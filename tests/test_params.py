@@ -101,7 +101,8 @@ def test_the_committed_params_yaml_becomes_typed_settings():
     ("filter", "min_confidence", 1.5, r"filter.min_confidence must be a number in \[0, 1\], got 1.5"),
     ("split", "test_fraction", 1.0, r"split.test_fraction must be a number in \(0, 1\)"),
     ("model", "pooling", "max", "model.pooling must be one of auto, mean, cls"),
-    ("model", "max_windows", 0, "model.max_windows must be an integer >= 1, got 0"),
+    ("model", "max_windows", 0, "model.max_windows must be auto or an integer >= 1, got 0"),
+    ("model", "max_length", "long", "model.max_length must be auto or an integer >= 8, got 'long'"),
     ("select_uncertain", "strategy", "random", "select_uncertain.strategy must be one of"),
     ("level_2", "encoder_lr", "fast", "level_2.encoder_lr must be a number"),
 ])
