@@ -23,6 +23,11 @@ to score on:
   ~10 % wrong); scored on half of its unlabeled pool against the generator's true labels;
 * ``demo-long``: the same rows, labels and split as ``demo``, each summary a 200-600-word transcript with the
   reason stated once at a random place (``python -m callreason.demo --long``): what length alone costs.
+* ``demo-skewed-small`` / ``demo-long-skewed-small``: a few hundred of the demo's (or demo-long's) labeled rows
+  with their LLM labels, drawn by true leaf (:func:`demo_skewed_draw`: shares of 300 rows, half to the level_1
+  with the most rows, every leaf at least 3: 340-360 rows, 43-44 % in that level_1, 3 of 4 of the 66 leaves
+  with 3-10 rows); scored on 1,000 gold pool rows in the same proportions; a 1,000-row pool. The two share rows
+  and labels, so they compare length alone on small skewed data.
 
 Configurations (``--config name:key=value,...``; params.yaml plus overrides): each is trained as the
 stages do (held-out run on the train split, choices on the validation slice; with all three levels, retrain
@@ -79,7 +84,8 @@ from callreason.run_folder import RunFolder
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.validation import validate_labeled
 
-DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "banking77-skewed-small", "demo", "demo-long")
+DATASETS = ("banking77-noisy", "banking77-clean", "banking77-skewed", "banking77-skewed-small", "demo", "demo-long",
+            "demo-skewed-small", "demo-long-skewed-small")
 TODAY = {  # params.yaml as landed in c7c1343 (before the refit), for the settings this benchmark varies
     "filter.min_confidence": 0.75, "split.val_fraction": 0.1, "train.confidence_weighting": False,
     "train.early_stopping": True, "train.loss": "cross_entropy", "train.drop_suspect_labels": False,
@@ -103,18 +109,21 @@ class Case:
 def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, external_rows: int = 1500,
               pool_rows: int = 2000) -> Case:
     """Build draw ``draw`` of data set ``name`` (see the module docstring)."""
-    if name in ("demo", "demo-long"):
+    if name.startswith("demo"):
         from callreason.demo import generate_demo_data, make_taxonomy
 
         taxonomy = Taxonomy.from_dict(make_taxonomy())
-        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=name == "demo-long")
+        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=name.startswith("demo-long"))
+        in_external = np.array([int(hashlib.sha256(f"{draw}:{c}".encode()).hexdigest(), 16) % 2 == 0
+                                for c in pool["call_id"]])
+        external, pool = pool[in_external].reset_index(drop=True), pool[~in_external].reset_index(drop=True)
+        if name.endswith("skewed-small"):
+            labeled, external = demo_skewed_draw(labeled, external, 300, 1000, draw)
+            pool = pool.sample(n=min(1000, len(pool)), random_state=draw).reset_index(drop=True)
         gold = labeled[[f"gold_{lv}" for lv in LEVELS]].to_numpy()
         wrong = (labeled[list(LEVELS)].to_numpy() != gold).any(1)
         labeled = labeled.drop(columns=[f"gold_{lv}" for lv in LEVELS])
-        in_external = np.array([int(hashlib.sha256(f"{draw}:{c}".encode()).hexdigest(), 16) % 2 == 0
-                                for c in pool["call_id"]])
-        return Case(name, draw, labeled, taxonomy, pool[in_external].reset_index(drop=True),
-                    set(labeled.loc[wrong, "call_id"]), pool[~in_external].reset_index(drop=True))
+        return Case(name, draw, labeled, taxonomy, external, set(labeled.loc[wrong, "call_id"]), pool)
     folder = SHARED / "banking77"
     taxonomy = Taxonomy.load(folder / "taxonomy.json")
     everything = pd.read_parquet(folder / "labeled.parquet")
@@ -148,6 +157,25 @@ def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
         n_user = min(n_user, len(group) - n_ext)
         drawn.append(group.iloc[:n_user])
         external.append(group.iloc[n_user: n_user + n_ext])
+    return (pd.concat(drawn).sample(frac=1.0, random_state=seed).reset_index(drop=True),
+            pd.concat(external).reset_index(drop=True))
+
+
+def demo_skewed_draw(labeled: pd.DataFrame, gold_rows: pd.DataFrame, rows: int, external_rows: int, seed: int,
+                     min_rows: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A skewed sample of the demo's ``labeled`` rows (LLM labels kept) and of its ``gold_rows``, both by true
+    leaf: the level_1 with the most rows holds half, the others the rest in equal parts, the leaves inside each
+    in the demo's own (Zipf) proportions; every leaf at least ``min_rows`` labeled rows and 2 gold rows."""
+    truth = labeled[[f"gold_{lv}" for lv in LEVELS]].set_axis(list(LEVELS), axis=1)
+    area_rows = truth["level_1"].value_counts()
+    area_share = {area: 0.5 if area == area_rows.index[0] else 0.5 / (len(area_rows) - 1) for area in area_rows.index}
+    drawn, external = [], []
+    for (area, leaf), count in truth.groupby(["level_1", "level_3"]).size().items():
+        share = area_share[area] * count / area_rows[area]
+        mine = labeled[truth["level_3"] == leaf].sample(frac=1.0, random_state=seed)
+        theirs = gold_rows[gold_rows["level_3"] == leaf].sample(frac=1.0, random_state=seed)
+        drawn.append(mine.iloc[:max(min_rows, int(round(share * rows)))])
+        external.append(theirs.iloc[:max(2, int(round(share * external_rows)))])
     return (pd.concat(drawn).sample(frac=1.0, random_state=seed).reset_index(drop=True),
             pd.concat(external).reset_index(drop=True))
 

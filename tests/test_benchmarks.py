@@ -111,6 +111,21 @@ def test_simulated_llm_noise_prefers_siblings_and_lowers_confidence(small_case):
     assert np.isin(noisy["confidence"], np.round(noisy["confidence"], 2)).all()
 
 
+def test_the_small_skewed_demo_sets_share_rows_and_labels_and_only_the_texts_are_long():
+    short, long = make_case("demo-skewed-small", 2), make_case("demo-long-skewed-small", 2)
+    assert short.labeled["call_id"].tolist() == long.labeled["call_id"].tolist()
+    assert short.labeled[list(LEVELS)].equals(long.labeled[list(LEVELS)]) and short.wrong == long.wrong
+    assert long.labeled["summary"].str.split().str.len().median() > 3 * short.labeled["summary"].str.split().str.len().median()
+    assert 300 <= len(short.labeled) <= 400 and len(short.pool) == 1000 and 950 <= len(short.external) <= 1050
+    seen, gold, pool = (set(frame["call_id"]) for frame in (short.labeled, short.external, short.pool))
+    assert not seen & gold and not seen & pool and not gold & pool
+    areas = short.external["level_1"].value_counts(normalize=True)
+    assert 0.45 <= areas.iloc[0] <= 0.55 and areas.iloc[1] < 0.2  # half of the gold rows in one level_1
+    leaf_rows = short.labeled.groupby("level_3").size()
+    assert ((leaf_rows >= 3) & (leaf_rows <= 10)).mean() > 0.6 and leaf_rows.max() > 40
+    assert 0.05 < len(short.wrong) / len(short.labeled) < 0.15  # the demo labeler's own mistakes
+
+
 def test_simcse_adaptation_lowers_its_loss_and_keeps_a_loadable_encoder(tmp_path, tiny_model_dir, small_case):
     import torch
     from transformers import AutoModel, AutoTokenizer
