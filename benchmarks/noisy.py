@@ -146,14 +146,21 @@ def make_case(name: str, draw: int, rows: int = 1940, noise_rate: float = 0.15, 
 
 def skewed_draw(frame: pd.DataFrame, rows: int, external_rows: int, seed: int,
                 big_area: str = "cards", min_rows: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two disjoint samples with the same skewed class sizes (:func:`skewed_leaf_shares`), every leaf at least
-    ``min_rows`` rows in the first."""
-    shares = skewed_leaf_shares(frame, seed, big_area)
+    """Two disjoint samples with the same skewed class sizes: ``big_area`` holds half of the rows, the leaves
+    inside each level_1 get Zipf weights (1/rank, ranks shuffled with ``seed``), every leaf at least
+    ``min_rows`` rows."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for area, group in frame.groupby("level_1"):
+        leaves = sorted(group["level_3"].unique())
+        zipf = 1.0 / (rng.permutation(len(leaves)) + 1.0)
+        share = 0.5 if area == big_area else 0.5 / (frame["level_1"].nunique() - 1)
+        weights.update(dict(zip(leaves, share * zipf / zipf.sum())))
     drawn, external = [], []
     for leaf, group in frame.groupby("level_3"):
         group = group.sample(frac=1.0, random_state=seed)
-        n_user = max(min_rows, int(round(shares[leaf] * rows)))
-        n_ext = max(2, int(round(shares[leaf] * external_rows)))
+        n_user = max(min_rows, int(round(weights[leaf] * rows)))
+        n_ext = max(2, int(round(weights[leaf] * external_rows)))
         n_user = min(n_user, len(group) - n_ext)
         drawn.append(group.iloc[:n_user])
         external.append(group.iloc[n_user: n_user + n_ext])
@@ -178,19 +185,6 @@ def demo_skewed_draw(labeled: pd.DataFrame, gold_rows: pd.DataFrame, rows: int, 
         external.append(theirs.iloc[:max(2, int(round(share * external_rows)))])
     return (pd.concat(drawn).sample(frac=1.0, random_state=seed).reset_index(drop=True),
             pd.concat(external).reset_index(drop=True))
-
-
-def skewed_leaf_shares(frame: pd.DataFrame, seed: int, big_area: str) -> dict[str, float]:
-    """Each leaf's share of a skewed sample: ``big_area`` holds half, the other level_1 labels the rest in equal
-    parts, the leaves inside each level_1 Zipf weights (1/rank, ranks shuffled with ``seed``)."""
-    rng = np.random.default_rng(seed)
-    shares = {}
-    for area, group in frame.groupby("level_1"):
-        leaves = sorted(group["level_3"].unique())
-        zipf = 1.0 / (rng.permutation(len(leaves)) + 1.0)
-        share = 0.5 if area == big_area else 0.5 / (frame["level_1"].nunique() - 1)
-        shares.update(dict(zip(leaves, share * zipf / zipf.sum())))
-    return shares
 
 
 def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

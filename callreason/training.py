@@ -279,19 +279,11 @@ def resumable_checkpoint(work_dir: Path, fingerprint: str) -> str | None:
 
 def fit_linear_probe(model: TextClassifier, features: np.ndarray, labels: np.ndarray, c: float, seed: int,
                      sample_weight: np.ndarray | None = None) -> None:
-    """Initialise ``model.head`` from :func:`linear_probe_parameters` on frozen pooled embeddings ``features``
-    (n, hidden)."""
-    weight, bias = linear_probe_parameters(features, labels, model.head.out_features, c, seed, sample_weight)
-    with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(weight))
-        model.head.bias.copy_(torch.from_numpy(bias))
-
-
-def linear_probe_parameters(features: np.ndarray, labels: np.ndarray, n_classes: int, c: float, seed: int,
-                            sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A logistic regression on ``features`` (n, hidden) as a linear head: weight ``(n_classes, hidden)`` and bias
-    ``(n_classes,)``. Classes absent from ``labels`` get zero weights and a bias below every present class."""
+    """Initialise ``model.head`` from a logistic regression on frozen pooled embeddings ``features``
+    (n, hidden). Classes absent from ``labels`` get zero weights and a bias below every present class.
+    """
     probe = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(features, labels, sample_weight=sample_weight)
+    n_classes = model.head.out_features
     weight = np.zeros((n_classes, features.shape[1]), np.float32)
     bias = np.zeros(n_classes, np.float32)
     if len(probe.classes_) == 2:  # sklearn's binary case has one row of coefficients
@@ -302,7 +294,9 @@ def linear_probe_parameters(features: np.ndarray, labels: np.ndarray, n_classes:
     weight[probe.classes_] = coef
     bias[:] = intercept.min() - 10.0
     bias[probe.classes_] = intercept
-    return weight, bias
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight))
+        model.head.bias.copy_(torch.from_numpy(bias))
 
 
 def freeze_bottom_layers(model: TextClassifier, n_layers: int) -> None:
