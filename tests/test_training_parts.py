@@ -12,8 +12,15 @@ from callreason.modeling import build_classifier, save_classifier
 from callreason.params import settings_from_params
 from callreason.predict import HierarchicalPredictor
 from callreason.taxonomy import LEVELS
-from callreason.training import (WINDOW_TOKENS, bf16_enabled, choose_max_length, choose_reading, fit_settings,
-                                 freeze_bottom_layers, make_optimizer)
+from callreason.training import (
+    WINDOW_TOKENS,
+    bf16_enabled,
+    choose_max_length,
+    choose_reading,
+    fit_settings,
+    freeze_bottom_layers,
+    make_optimizer,
+)
 
 
 @pytest.fixture()
