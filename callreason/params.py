@@ -1,23 +1,24 @@
 """params.yaml -> typed, validated settings: one frozen dataclass per section, read once per stage.
 
 No field has a default: params.yaml is the one source of values, so nothing here can disagree with
-it. Every problem is reported as ``params.yaml: <key> must be <what>, got <value>`` (an
-``InputError``, so a stage prints one line and exits 2).
+it. Every problem is reported as ``params.yaml: <key> must be <what>, got <value>``, as an
+``InputError`` (a stage prints one line and exits 2).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
-from callreason.errors import InputError
+from callreason.errors import Problems
 from callreason.io import load_params
 from callreason.taxonomy import LEVELS
 
 SOURCE = "params.yaml"
+T = TypeVar("T")
 STRATEGIES = ("margin", "entropy", "least_confidence")
 """``select_uncertain.strategy`` values (see :mod:`callreason.uncertainty`)."""
 GROUPINGS = ("level_2", "path_pair", "none")
@@ -138,172 +139,166 @@ class Settings:
 
 # --------------------------------------------------------------------------- checks
 
-def _fail(key: str, what: str, value: Any) -> InputError:
-    return InputError(f"{SOURCE}: {key} must be {what}, got {value!r}")
+Check = Callable[[Any], Any]
+"""Turns one params.yaml value into its typed setting, or raises :class:`Invalid`."""
+
+
+class Invalid(ValueError):
+    """A value its key does not accept; the message completes ``<key> must be ...``."""
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_integer(value: Any, minimum: int) -> bool:
-    return _is_number(value) and float(value) == int(value) and int(value) >= minimum
+def integer(minimum: int = 0) -> Check:
+    """An int >= ``minimum`` (``3.0`` is accepted, ``3.5`` and ``True`` are not)."""
+    def check(value: Any) -> int:
+        if not (_is_number(value) and float(value) == int(value) and int(value) >= minimum):
+            raise Invalid(f"an integer >= {minimum}")
+        return int(value)
+    return check
 
 
-def integer(value: Any, key: str, minimum: int = 0) -> int:
-    """``value`` as an int >= ``minimum`` (``3.0`` is accepted, ``3.5`` and ``True`` are not)."""
-    if not _is_integer(value, minimum):
-        raise _fail(key, f"an integer >= {minimum}", value)
-    return int(value)
+def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> Check:
+    """A float in ``[low, high]``; ``low_open``/``high_open`` exclude that end."""
+    def check(value: Any) -> float:
+        inside = _is_number(value) and (low < value if low_open else low <= value) and (
+            value < high if high_open else value <= high)
+        if not inside:
+            raise Invalid(f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+        return float(value)
+    return check
 
 
-def auto_or_integer(value: Any, key: str, minimum: int = 0) -> int | str:
-    """``"auto"``, or ``value`` as :func:`integer` takes it (the message of a bad value names both)."""
-    if value == "auto":
-        return "auto"
-    if not _is_integer(value, minimum):
-        raise _fail(key, f"auto or an integer >= {minimum}", value)
-    return int(value)
+def choice(*options: str) -> Check:
+    """One of the strings ``options``."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise Invalid(f"one of {', '.join(options)}")
+        return value
+    return check
 
 
-def number(value: Any, key: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
-           high_open: bool = False) -> float:
-    """``value`` as a float in ``[low, high]``; ``low_open``/``high_open`` exclude that end."""
-    inside = _is_number(value) and (low < value if low_open else low <= value) and (
-        value < high if high_open else value <= high)
-    if not inside:
-        raise _fail(key, f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}", value)
-    return float(value)
-
-
-def boolean(value: Any, key: str) -> bool:
+def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _fail(key, "true or false", value)
+        raise Invalid("true or false")
     return value
 
 
-def choice(value: Any, key: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise _fail(key, f"one of {', '.join(options)}", value)
-    return str(value)
-
-
-def text(value: Any, key: str) -> str:
+def text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _fail(key, "a non-empty string", value)
+        raise Invalid("a non-empty string")
     return value
 
 
-def _section(params: Mapping[str, Any], name: str, cls: type) -> dict[str, Any]:
-    """``params[name]`` checked to hold exactly the fields of ``cls`` (unknown keys are typos)."""
-    section = params.get(name)
-    if not isinstance(section, Mapping):
-        raise InputError(f"{SOURCE}: section {name!r} is missing or not a mapping")
-    expected = [f.name for f in fields(cls)]
-    missing = [k for k in expected if k not in section]
-    unknown = [k for k in section if k not in expected]
-    if missing or unknown:
-        parts = ([f"missing {', '.join(f'{name}.{k}' for k in missing)}"] if missing else []) + (
-            [f"unknown {', '.join(f'{name}.{k}' for k in unknown)}"] if unknown else [])
-        raise InputError(f"{SOURCE}: {'; '.join(parts)}; expected keys {', '.join(expected)}")
-    return dict(section)
+def auto_or(check: Check) -> Check:
+    """``"auto"``, or what ``check`` accepts (the message of a bad value names both)."""
+    def auto_or_check(value: Any) -> Any:
+        if value == "auto":
+            return "auto"
+        try:
+            return check(value)
+        except Invalid as exc:
+            raise Invalid(f"auto or {exc}") from None
+    return auto_or_check
 
 
-def _top(params: Mapping[str, Any], key: str) -> Any:
-    if key not in params:
-        raise InputError(f"{SOURCE}: missing top-level key {key!r}")
-    return params[key]
+def optional(check: Check) -> Check:
+    """``null`` (None), or what ``check`` accepts."""
+    return lambda value: None if value is None else check(value)
+
+
+def _any_text(value: Any) -> str:
+    return str(value)
 
 
 # --------------------------------------------------------------------------- sections
 
-def _data(params: Mapping[str, Any]) -> DataSettings:
-    s = _section(params, "data", DataSettings)
-    return DataSettings(labeled=text(s["labeled"], "data.labeled"), unlabeled=text(s["unlabeled"], "data.unlabeled"),
-                        relabeled=text(s["relabeled"], "data.relabeled"),
-                        taxonomy=text(s["taxonomy"], "data.taxonomy"),
-                        max_summary_chars=integer(s["max_summary_chars"], "data.max_summary_chars", 1))
+CHECKS: dict[type, dict[str, Check]] = {
+    DataSettings: {"labeled": text, "unlabeled": text, "relabeled": text, "taxonomy": text,
+                   "max_summary_chars": integer(1)},
+    FilterSettings: {"min_confidence": number(0.0, 1.0)},
+    SplitSettings: {"test_fraction": number(0.0, 1.0, low_open=True, high_open=True),
+                    "val_fraction": number(0.0, 1.0, high_open=True), "min_rows_per_class": integer(1)},
+    ModelSettings: {"base": text, "revision": optional(_any_text), "pooling": choice("auto", "mean", "cls"),
+                    "max_length": auto_or(integer(8)), "max_windows": auto_or(integer(1))},
+    TrainSettings: {
+        "batch_size": integer(1), "weight_decay": number(0.0), "warmup_ratio": number(0.0, 1.0),
+        "label_smoothing": number(0.0, 1.0), "patience": integer(1), "linear_probe": boolean,
+        "probe_c": number(0.0, low_open=True), "frozen_layers": integer(0), "confidence_weighting": boolean,
+        "bf16": auto_or(boolean), "resume": boolean, "lexical_blend": boolean,
+        "knn_weight": number(0.0, 1.0, high_open=True), "early_stopping": boolean, "loss": choice(*LOSSES),
+        "drop_suspect_labels": boolean, "class_balance": choice("none", "reweight", "logit_adjust")},
+    LevelSettings: {"encoder_lr": number(0.0), "head_lr": number(0.0)},
+    EvaluateSettings: {"batch_size": integer(1)},
+    PseudoLabelSettings: {
+        "min_confidence": number(0.0, 1.0, low_open=True), "max_per_class_ratio": optional(number(0.0)),
+        "weight": number(0.0, low_open=True), "retrain_epochs": choice(*RETRAIN_EPOCHS), "batch_size": integer(1),
+        "chunk_rows": integer(1)},
+    SelectUncertainSettings: {"strategy": choice(*STRATEGIES), "size": integer(1), "group_by": choice(*GROUPINGS)},
+    LabelIssuesSettings: {"folds": integer(2), "c": number(0.0, low_open=True)},
+}
+"""How each field of each section is checked and typed (every field of the dataclass, no more)."""
 
 
-def _model(params: Mapping[str, Any]) -> ModelSettings:
-    s = _section(params, "model", ModelSettings)
-    max_length = auto_or_integer(s["max_length"], "model.max_length", 8)
-    revision = None if s["revision"] is None else str(s["revision"])
-    return ModelSettings(base=text(s["base"], "model.base"), revision=revision,
-                         pooling=choice(s["pooling"], "model.pooling", ("auto", "mean", "cls")), max_length=max_length,
-                         max_windows=auto_or_integer(s["max_windows"], "model.max_windows", 1))
+def _checked(value: Any, key: str, check: Check, problems: Problems) -> Any:
+    """``check(value)``, or None with ``<key> must be <what>, got <value>`` added to ``problems``."""
+    try:
+        return check(value)
+    except Invalid as exc:
+        problems.add(f"{key} must be {exc}, got {value!r}")
+        problems.raise_if_any()
+        return None
 
 
-def _train(params: Mapping[str, Any]) -> TrainSettings:
-    s = _section(params, "train", TrainSettings)
-    bf16 = s["bf16"] if s["bf16"] == "auto" else boolean(s["bf16"], "train.bf16")
-    return TrainSettings(
-        batch_size=integer(s["batch_size"], "train.batch_size", 1),
-        weight_decay=number(s["weight_decay"], "train.weight_decay", 0.0),
-        warmup_ratio=number(s["warmup_ratio"], "train.warmup_ratio", 0.0, 1.0),
-        label_smoothing=number(s["label_smoothing"], "train.label_smoothing", 0.0, 1.0),
-        patience=integer(s["patience"], "train.patience", 1),
-        linear_probe=boolean(s["linear_probe"], "train.linear_probe"),
-        probe_c=number(s["probe_c"], "train.probe_c", 0.0, low_open=True),
-        frozen_layers=integer(s["frozen_layers"], "train.frozen_layers", 0),
-        confidence_weighting=boolean(s["confidence_weighting"], "train.confidence_weighting"),
-        bf16=bf16,
-        resume=boolean(s["resume"], "train.resume"),
-        lexical_blend=boolean(s["lexical_blend"], "train.lexical_blend"),
-        knn_weight=number(s["knn_weight"], "train.knn_weight", 0.0, 1.0, high_open=True),
-        early_stopping=boolean(s["early_stopping"], "train.early_stopping"),
-        loss=choice(s["loss"], "train.loss", LOSSES),
-        drop_suspect_labels=boolean(s["drop_suspect_labels"], "train.drop_suspect_labels"),
-        class_balance=choice(s["class_balance"], "train.class_balance", ("none", "reweight", "logit_adjust")),
-    )
+def _section(params: Mapping[str, Any], name: str, cls: type[T], problems: Problems) -> T | None:
+    """``params[name]`` checked to hold exactly the fields of ``cls`` (unknown keys are typos), as ``cls``."""
+    section = params.get(name)
+    if not isinstance(section, Mapping):
+        problems.add(f"section {name!r} is missing or not a mapping")
+        problems.raise_if_any()
+        return None
+    checks = CHECKS[cls]
+    missing = [k for k in checks if k not in section]
+    unknown = [k for k in section if k not in checks]
+    if missing or unknown:
+        parts = ([f"missing {', '.join(f'{name}.{k}' for k in missing)}"] if missing else []) + (
+            [f"unknown {', '.join(f'{name}.{k}' for k in unknown)}"] if unknown else [])
+        problems.add(f"{'; '.join(parts)}; expected keys {', '.join(checks)}")
+        problems.raise_if_any()
+    before = len(problems.lines)
+    values = {k: _checked(section[k], f"{name}.{k}", check, problems) for k, check in checks.items() if k in section}
+    return None if missing or unknown or len(problems.lines) > before else cls(**values)
 
 
-def _level(params: Mapping[str, Any], level: str) -> LevelSettings:
-    s = _section(params, level, LevelSettings)
-    return LevelSettings(encoder_lr=number(s["encoder_lr"], f"{level}.encoder_lr", 0.0),
-                         head_lr=number(s["head_lr"], f"{level}.head_lr", 0.0))
-
-
-def _pseudo_label(params: Mapping[str, Any]) -> PseudoLabelSettings:
-    s = _section(params, "pseudo_label", PseudoLabelSettings)
-    ratio = s["max_per_class_ratio"]
-    return PseudoLabelSettings(
-        min_confidence=number(s["min_confidence"], "pseudo_label.min_confidence", 0.0, 1.0, low_open=True),
-        max_per_class_ratio=None if ratio is None else number(ratio, "pseudo_label.max_per_class_ratio", 0.0),
-        weight=number(s["weight"], "pseudo_label.weight", 0.0, low_open=True),
-        retrain_epochs=choice(s["retrain_epochs"], "pseudo_label.retrain_epochs", RETRAIN_EPOCHS),
-        batch_size=integer(s["batch_size"], "pseudo_label.batch_size", 1),
-        chunk_rows=integer(s["chunk_rows"], "pseudo_label.chunk_rows", 1),
-    )
+def _top(params: Mapping[str, Any], key: str, check: Check, problems: Problems) -> Any:
+    if key not in params:
+        problems.add(f"missing top-level key {key!r}")
+        problems.raise_if_any()
+        return None
+    return _checked(params[key], key, check, problems)
 
 
 def settings_from_params(params: Mapping[str, Any]) -> Settings:
     """Validate the whole params.yaml mapping and return it as :class:`Settings`."""
-    split = _section(params, "split", SplitSettings)
-    uncertain = _section(params, "select_uncertain", SelectUncertainSettings)
-    issues = _section(params, "label_issues", LabelIssuesSettings)
-    return Settings(
-        seed=integer(_top(params, "seed"), "seed"),
-        epochs=integer(_top(params, "epochs"), "epochs", 1),
-        data=_data(params),
-        filter=FilterSettings(min_confidence=number(_section(params, "filter", FilterSettings)["min_confidence"],
-                                                    "filter.min_confidence", 0.0, 1.0)),
-        split=SplitSettings(test_fraction=number(split["test_fraction"], "split.test_fraction", 0.0, 1.0, True, True),
-                            val_fraction=number(split["val_fraction"], "split.val_fraction", 0.0, 1.0, high_open=True),
-                            min_rows_per_class=integer(split["min_rows_per_class"], "split.min_rows_per_class", 1)),
-        model=_model(params),
-        train=_train(params),
-        levels={level: _level(params, level) for level in LEVELS},
-        evaluate=EvaluateSettings(batch_size=integer(_section(params, "evaluate", EvaluateSettings)["batch_size"],
-                                                     "evaluate.batch_size", 1)),
-        pseudo_label=_pseudo_label(params),
-        select_uncertain=SelectUncertainSettings(
-            strategy=choice(uncertain["strategy"], "select_uncertain.strategy", STRATEGIES),
-            size=integer(uncertain["size"], "select_uncertain.size", 1),
-            group_by=choice(uncertain["group_by"], "select_uncertain.group_by", GROUPINGS)),
-        label_issues=LabelIssuesSettings(folds=integer(issues["folds"], "label_issues.folds", 2),
-                                         c=number(issues["c"], "label_issues.c", 0.0, low_open=True)),
+    problems = Problems(SOURCE)
+    settings = Settings(
+        seed=_top(params, "seed", integer(0), problems),
+        epochs=_top(params, "epochs", integer(1), problems),
+        data=_section(params, "data", DataSettings, problems),
+        filter=_section(params, "filter", FilterSettings, problems),
+        split=_section(params, "split", SplitSettings, problems),
+        model=_section(params, "model", ModelSettings, problems),
+        train=_section(params, "train", TrainSettings, problems),
+        levels={level: _section(params, level, LevelSettings, problems) for level in LEVELS},
+        evaluate=_section(params, "evaluate", EvaluateSettings, problems),
+        pseudo_label=_section(params, "pseudo_label", PseudoLabelSettings, problems),
+        select_uncertain=_section(params, "select_uncertain", SelectUncertainSettings, problems),
+        label_issues=_section(params, "label_issues", LabelIssuesSettings, problems),
     )
+    problems.raise_if_any()
+    return settings
 
 
 def load_settings(path: str | Path = "params.yaml") -> Settings:
