@@ -1,8 +1,8 @@
 """params.yaml -> typed, validated settings: one frozen dataclass per section, read once per stage.
 
 No field has a default: params.yaml is the one source of values, so nothing here can disagree with
-it. Every problem is reported as ``params.yaml: <key> must be <what>, got <value>``, as an
-``InputError`` (a stage prints one line and exits 2).
+it. Every problem is reported as ``params.yaml: <key> must be <what>, got <value>``, all of them in one
+``InputError`` (a stage prints one line per problem and exits 2).
 """
 
 from __future__ import annotations
@@ -248,16 +248,15 @@ def _checked(value: Any, key: str, check: Check, problems: Problems) -> Any:
         return check(value)
     except Invalid as exc:
         problems.add(f"{key} must be {exc}, got {value!r}")
-        problems.raise_if_any()
         return None
 
 
 def _section(params: Mapping[str, Any], name: str, cls: type[T], problems: Problems) -> T | None:
-    """``params[name]`` checked to hold exactly the fields of ``cls`` (unknown keys are typos), as ``cls``."""
+    """``params[name]`` as ``cls``: every bad value, missing key and unknown key (a typo) is added to
+    ``problems``; None when there was any."""
     section = params.get(name)
     if not isinstance(section, Mapping):
         problems.add(f"section {name!r} is missing or not a mapping")
-        problems.raise_if_any()
         return None
     checks = CHECKS[cls]
     missing = [k for k in checks if k not in section]
@@ -266,7 +265,6 @@ def _section(params: Mapping[str, Any], name: str, cls: type[T], problems: Probl
         parts = ([f"missing {', '.join(f'{name}.{k}' for k in missing)}"] if missing else []) + (
             [f"unknown {', '.join(f'{name}.{k}' for k in unknown)}"] if unknown else [])
         problems.add(f"{'; '.join(parts)}; expected keys {', '.join(checks)}")
-        problems.raise_if_any()
     before = len(problems.lines)
     values = {k: _checked(section[k], f"{name}.{k}", check, problems) for k, check in checks.items() if k in section}
     return None if missing or unknown or len(problems.lines) > before else cls(**values)
@@ -275,13 +273,13 @@ def _section(params: Mapping[str, Any], name: str, cls: type[T], problems: Probl
 def _top(params: Mapping[str, Any], key: str, check: Check, problems: Problems) -> Any:
     if key not in params:
         problems.add(f"missing top-level key {key!r}")
-        problems.raise_if_any()
         return None
     return _checked(params[key], key, check, problems)
 
 
 def settings_from_params(params: Mapping[str, Any]) -> Settings:
-    """Validate the whole params.yaml mapping and return it as :class:`Settings`."""
+    """Validate the whole params.yaml mapping and return it as :class:`Settings`; an :class:`InputError`
+    names every problem of the file, one line each."""
     problems = Problems(SOURCE)
     settings = Settings(
         seed=_top(params, "seed", integer(0), problems),

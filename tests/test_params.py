@@ -122,3 +122,51 @@ def test_a_misspelled_or_missing_key_is_named():
     params["train"]["patiense"] = params["train"].pop("patience")
     with pytest.raises(InputError, match="missing train.patience; unknown train.patiense"):
         settings_from_params(params)
+
+
+def test_every_problem_of_params_yaml_is_named_in_one_run():
+    from callreason.params import settings_from_params
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    train_keys = ", ".join(params["train"])
+    params["model"]["max_length"] = "long"
+    params["model"]["max_windows"] = 0
+    params["train"]["patiense"] = params["train"].pop("patience")
+    params["train"]["loss"] = "hinge"
+    params["level_3"]["head_lr"] = "fast"
+    del params["epochs"]
+    with pytest.raises(InputError) as raised:
+        settings_from_params(params)
+    assert raised.value.lines == [
+        "params.yaml: missing top-level key 'epochs'",
+        "params.yaml: model.max_length must be auto or an integer >= 8, got 'long'",
+        "params.yaml: model.max_windows must be auto or an integer >= 1, got 0",
+        f"params.yaml: missing train.patience; unknown train.patiense; expected keys {train_keys}",
+        "params.yaml: train.loss must be one of cross_entropy, gce, bootstrap, got 'hinge'",
+        "params.yaml: level_3.head_lr must be a number in [0, inf], got 'fast'",
+    ]
+
+
+def test_a_stage_prints_each_problem_of_params_yaml_on_its_own_line(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["batch_size"] = 0
+    params["select_uncertain"]["size"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "stages.filter"], cwd=tmp_path, capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error [filter]: params.yaml: train.batch_size must be an integer >= 1, got 0",
+        "error [filter]: params.yaml: select_uncertain.size must be an integer >= 1, got -1",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_each_section_checks_exactly_the_fields_of_its_settings():
+    from dataclasses import fields
+
+    from callreason.params import CHECKS
+
+    for cls, checks in CHECKS.items():
+        assert list(checks) == [f.name for f in fields(cls)], cls.__name__
