@@ -3,6 +3,7 @@
     python -m benchmarks.long_texts                          # 3 draws of demo-long, the short demo beside it
     python -m benchmarks.long_texts --draws 1 --test-rows 500 # a quick look
     python -m benchmarks.long_texts --first-draw 2 --draws 1  # add draw 2 to the results file
+    python -m benchmarks.long_texts --datasets demo-skewed-small demo-long-skewed-small  # a few hundred rows
 
 A screening with the base encoder frozen (no fine-tuning, so each strategy costs one pass over the texts): every
 strategy turns a summary into a vector (or, ``mil``, per-window log-probabilities), a logistic regression per level
@@ -10,9 +11,13 @@ strategy turns a summary into a vector (or, ``mil``, per-window log-probabilitie
 rows that ``filter.min_confidence`` keeps, and each level's macro-F1 of its own argmax is scored on gold rows of the
 unlabeled pool. The draws are those of ``benchmarks.noisy``'s ``demo-long``: the demo generator with ``seed = draw``,
 each summary a 200-600-word transcript with the reason stated once at a random place (``python -m callreason.demo
---long``); ``demo`` is the same rows with their short summaries. Strategies (``W`` tokens per window):
+--long``); ``demo`` is the same rows with their short summaries. ``demo-skewed-small`` and ``demo-long-skewed-small``
+are ``benchmarks.noisy``'s draws of a few hundred of those rows, half in one level_1, scored on its 1,000 gold rows.
+Strategies (``W`` tokens per window):
 
 * ``truncate-N``: the first N tokens, what ``model.max_length`` does (N = 128, 256, 512);
+* ``sentences-mean`` / ``-max`` / ``-mean+max`` / ``-mil``: the same poolings, each sentence its own unit (encoded
+  alone, at most 128 tokens) instead of a fixed window; ``mean+max`` is both vectors side by side;
 * ``head+tail-512``: the first 128 and the last 382 tokens (Sun et al. 2019's choice for long reviews);
 * ``windows-W-mean``: the text cut into W-token windows, their pooled vectors averaged (weighted by tokens);
 * ``windows-W-max``: the per-dimension max of the windows' pooled vectors;
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +52,11 @@ from callreason.modeling import build_classifier, encoder_precision, pad_batch
 from callreason.taxonomy import LEVELS
 from callreason.training import bf16_enabled
 
+DATASETS = ("demo", "demo-long", "demo-skewed-small", "demo-long-skewed-small")
 WINDOWS = (64, 128, 256, 512)  # tokens per window, special tokens included
 HEAD_TAIL = (128, 382)  # head+tail-512's first and last tokens
+SENTENCE_TOKENS = 128  # a sentence unit is cut at this many tokens, special tokens included
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @torch.inference_mode()
@@ -71,6 +80,18 @@ def encode_windows(model, tokenizer, texts: list[str], width: int) -> tuple[np.n
     return pooled_windows(model, windows, tokenizer.pad_token_id), owner, np.array([len(w) for w in windows])
 
 
+def encode_sentences(model, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every sentence of ``texts`` encoded alone (cut at ``SENTENCE_TOKENS``), as :func:`encode_windows` returns
+    windows: pooled vectors, the text each belongs to, its token count. A text without a sentence end is one unit."""
+    units, owner = [], []
+    for i, text in enumerate(texts):
+        sentences = [part for part in SENTENCE_END.split(text) if part.strip()] or [text]
+        units += sentences
+        owner += [i] * len(sentences)
+    ids = tokenizer(units, truncation=True, max_length=SENTENCE_TOKENS)["input_ids"]
+    return pooled_windows(model, ids, tokenizer.pad_token_id), np.array(owner), np.array([len(row) for row in ids])
+
+
 def head_tail(model, tokenizer, texts: list[str]) -> np.ndarray:
     """Pooled vectors of each text's first ``HEAD_TAIL[0]`` and last ``HEAD_TAIL[1]`` tokens (special tokens
     included)."""
@@ -81,7 +102,10 @@ def head_tail(model, tokenizer, texts: list[str]) -> np.ndarray:
 
 
 def per_text(vectors: np.ndarray, owner: np.ndarray, counts: np.ndarray, n: int, how: str) -> np.ndarray:
-    """One vector per text from its windows': ``first`` (truncation), token-weighted ``mean`` or ``max``."""
+    """One vector per text from its windows': ``first`` (truncation), token-weighted ``mean``, ``max``, or
+    ``mean+max`` (the two side by side)."""
+    if how == "mean+max":
+        return np.hstack([per_text(vectors, owner, counts, n, "mean"), per_text(vectors, owner, counts, n, "max")])
     if how == "first":
         first = np.r_[True, owner[1:] != owner[:-1]]
         return vectors[first]
@@ -124,11 +148,25 @@ def mil_scores(train: pd.DataFrame, test: pd.DataFrame, windows_train, windows_t
     return out
 
 
-def one_draw(draw: int, long: bool, params: dict[str, Any], test_rows: int, model, tokenizer) -> dict[str, Any]:
-    """Every strategy on one draw of ``demo-long`` (``long``) or ``demo``: ``{strategy: {scores, seconds}}``."""
-    _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=long)
-    train = labeled[labeled["confidence"] >= params["filter"]["min_confidence"]].reset_index(drop=True)
-    test = pool.head(test_rows).reset_index(drop=True)
+def draw_rows(dataset: str, draw: int, params: dict[str, Any], test_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Draw ``draw`` of ``dataset``: the labeled rows the confidence filter keeps, and the gold rows to score on."""
+    if dataset.endswith("skewed-small"):
+        from benchmarks.noisy import make_case
+
+        case = make_case(dataset, draw)
+        labeled, test = case.labeled, case.external
+    else:
+        _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=dataset == "demo-long")
+        test = pool.head(test_rows)
+    train = labeled[labeled["confidence"] >= params["filter"]["min_confidence"]]
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, model, tokenizer) -> dict[str, Any]:
+    """Every strategy on one draw of ``dataset`` (the long ones: all of them; a short one: the whole text and
+    TF-IDF): ``{strategy: {scores, seconds}}``."""
+    train, test = draw_rows(dataset, draw, params, test_rows)
+    long = "long" in dataset
     c, seed = params["train"]["probe_c"], params["seed"]
     texts = train["summary"].tolist(), test["summary"].tolist()
     results: dict[str, Any] = {}
@@ -136,7 +174,7 @@ def one_draw(draw: int, long: bool, params: dict[str, Any], test_rows: int, mode
     def record(name: str, start: float, scores: dict[str, float], encode_seconds: float | None = None) -> None:
         results[name] = {"scores": scores, "seconds": round(time.perf_counter() - start if encode_seconds is None
                                                             else encode_seconds, 1)}
-        print(f"{'demo-long' if long else 'demo'} draw {draw} {name}: {json.dumps(results[name])}", flush=True)
+        print(f"{dataset} draw {draw} {name}: {json.dumps(results[name])}", flush=True)
 
     start = time.perf_counter()
     vectorizer = tfidf_union()
@@ -153,6 +191,13 @@ def one_draw(draw: int, long: bool, params: dict[str, Any], test_rows: int, mode
         if long and width <= 128:
             record(f"windows-{width}-mil", time.perf_counter(), mil_scores(train, test, *encoded, c, seed), seconds)
     if long:
+        start = time.perf_counter()
+        encoded = [encode_sentences(model, tokenizer, t) for t in texts]
+        seconds = round(time.perf_counter() - start, 1)
+        for how in ("mean", "max", "mean+max"):
+            x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
+            record(f"sentences-{how}", time.perf_counter(), scores_of(train, test, x_train, x_test, c, seed), seconds)
+        record("sentences-mil", time.perf_counter(), mil_scores(train, test, *encoded, c, seed), seconds)
         start = time.perf_counter()
         x_train, x_test = (head_tail(model, tokenizer, t) for t in texts)
         record("head+tail-512", start, scores_of(train, test, x_train, x_test, c, seed))
@@ -180,9 +225,11 @@ def summary_table(lines: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=["demo", "demo-long"])
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--first-draw", type=int, default=0)
-    parser.add_argument("--test-rows", type=int, default=1000, help="gold pool rows scored per draw")
+    parser.add_argument("--test-rows", type=int, default=1000,
+                        help="gold pool rows scored per draw (demo, demo-long; the skewed-small sets have their own)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "long_texts.jsonl")
     parser.add_argument("--summarize", type=Path, metavar="JSONL", help="nothing runs: the table of this file's results")
     args = parser.parse_args()
@@ -195,9 +242,9 @@ def main() -> None:
         model.eval()
         lines = []
         for draw in range(args.first_draw, args.first_draw + args.draws):
-            for long in (False, True):
-                line = {"dataset": "demo-long" if long else "demo", "draw": draw, "bf16": model.classifier_config.bf16,
-                        "strategies": one_draw(draw, long, params, args.test_rows, model, tokenizer)}
+            for dataset in args.datasets:
+                line = {"dataset": dataset, "draw": draw, "bf16": model.classifier_config.bf16,
+                        "strategies": one_draw(dataset, draw, params, args.test_rows, model, tokenizer)}
                 append_jsonl(args.out, line)
                 lines.append(line)
     table = summary_table(lines)

@@ -255,6 +255,24 @@ def test_long_text_windows_cover_every_token_and_pool_per_text(tiny_model_dir):
     assert np.allclose(mean[0], (vectors[owner == 0] * weights[:, None]).sum(0), atol=1e-6)
     assert np.allclose(top[0], vectors[owner == 0].max(0))
     assert head_tail(model, tokenizer, texts).shape == (2, model.head.in_features)
+    both = per_text(vectors, owner, counts, 2, "mean+max")
+    assert np.allclose(both, np.hstack([mean, top]))
+
+
+def test_long_text_sentences_are_encoded_one_by_one_and_pooled_per_text(tiny_model_dir):
+    from benchmarks.long_texts import encode_sentences, pooled_windows
+    from callreason.modeling import build_classifier
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), ["a", "b"], pooling="mean")
+    model.eval()
+    words = [w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1][:4]
+    first, second, alone = f"{words[0]} {words[1]}.", f"{words[2]}? {words[3]}!", " ".join(words)
+    vectors, owner, counts = encode_sentences(model, tokenizer, [f"{first}  {second}", alone])
+    assert owner.tolist() == [0, 0, 0, 1]  # three sentences, then a text without a sentence end: one unit
+    units = [f"{words[0]} {words[1]}.", f"{words[2]}?", f"{words[3]}!", alone]
+    ids = tokenizer(units)["input_ids"]
+    assert counts.tolist() == [len(row) for row in ids]
+    assert np.allclose(vectors, pooled_windows(model, ids, tokenizer.pad_token_id), atol=1e-5)
 
 
 def test_peers_train_on_the_filtered_rows_and_sit_in_the_table_beside_the_pipeline(tmp_path, small_case,
