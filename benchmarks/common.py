@@ -68,13 +68,15 @@ def full_probs(model: Any, features: Any, n_classes: int) -> np.ndarray:
     return probs
 
 
-def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy) -> list[np.ndarray]:
-    """(a) the pipeline's TF-IDF recipe (:func:`callreason.lexical.tfidf_union`), logistic regression per level."""
+def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy,
+             class_weight: str | None = None) -> list[np.ndarray]:
+    """(a) the pipeline's TF-IDF recipe (:func:`callreason.lexical.tfidf_union`), logistic regression per level
+    (``class_weight="balanced"``: each class weighted by the inverse of its rows, for skewed classes)."""
     vectorizer = tfidf_union()
     x_train, x_test = vectorizer.fit_transform(train["summary"]), None
     x_test = vectorizer.transform(test["summary"])
-    return [full_probs(LogisticRegression(C=20, max_iter=3000).fit(x_train, train[f"{lv}_id"]), x_test,
-                       len(taxonomy.labels[lv])) for lv in LEVELS]
+    return [full_probs(LogisticRegression(C=20, max_iter=3000, class_weight=class_weight)
+                       .fit(x_train, train[f"{lv}_id"]), x_test, len(taxonomy.labels[lv])) for lv in LEVELS]
 
 
 def frozen_embeddings_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy, base: str) -> list[np.ndarray]:

@@ -8,7 +8,9 @@
 * ``setfit``: SetFit with the same base model (contrastive fine-tuning of the sentence body on label pairs, then
   a logistic-regression head), one model per level. An optional dependency of the benchmarks only
   (``pip install setfit``); its contrastive phase costs ~0.03 s per pair of short texts on a 2-core Xeon with AMX
-  (fp32), so its steps are capped (``max_steps`` batches of 16 pairs).
+  (fp32), so its steps are capped (``max_steps`` batches of 16 pairs);
+* ``tfidf-balanced``: the TF-IDF baseline of :mod:`benchmarks.noisy` with class-balanced weights
+  (``class_weight="balanced"``), the stronger bag of words on skewed classes.
 
 Each peer gets every row the filter keeps (the seed recipe holds out the validation split to pick its epoch)
 and returns per-level probabilities over the taxonomy's classes, which :mod:`benchmarks.noisy` decodes and
@@ -23,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import tfidf_lr
 from callreason.modeling import resolve_base_model
-from callreason.taxonomy import Taxonomy
+from callreason.taxonomy import LEVELS, Taxonomy
 
 SEED_RECIPES = {
     "seed-recipe": ("seed recipe (the notebook's: fresh head, whole encoder, lr 2e-5, 4 epochs)", {}),
@@ -32,7 +35,8 @@ SEED_RECIPES = {
                            {"epochs": 6, "learning_rate": 1e-4}),
 }
 """Each seed-recipe peer: its table label and its settings over the notebook's (``seed_recipe_probs``' defaults)."""
-PEERS = (*SEED_RECIPES, "setfit")
+TFIDF_BALANCED = "TF-IDF + LR, class-balanced (same rows)"
+PEERS = (*SEED_RECIPES, "setfit", "tfidf-balanced")
 SETFIT_STEPS = 500
 """Default contrastive steps of SetFit per level (batches of 16 pairs; ~4 min per level of short texts on a 2-core
 Xeon with AMX)."""
@@ -42,6 +46,8 @@ def peer_label(name: str, setfit_steps: int = SETFIT_STEPS) -> str:
     """How a peer is named in the tables."""
     if name in SEED_RECIPES:
         return SEED_RECIPES[name][0]
+    if name == "tfidf-balanced":
+        return TFIDF_BALANCED
     return f"SetFit ({setfit_steps} contrastive steps, LR head)"
 
 
@@ -80,6 +86,9 @@ def peer_probs(name: str, dataset: pd.DataFrame, test: pd.DataFrame, taxonomy: T
     from benchmarks.seed_recipe import seed_recipe_probs
 
     start = time.perf_counter()
+    if name == "tfidf-balanced":  # every filtered row, as the TF-IDF baseline of benchmarks.noisy
+        every_level = tfidf_lr(dataset, test, taxonomy, class_weight="balanced")
+        return [every_level[LEVELS.index(level)] for level in levels], time.perf_counter() - start
     probs = []
     for level in levels:
         n_classes = len(taxonomy.labels[level])

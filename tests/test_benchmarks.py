@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -318,3 +319,23 @@ def test_setfit_peer_gives_probabilities_over_every_class(tmp_path, small_case, 
                          tmp_path, max_steps=2)
     assert probs.shape == (10, 12)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+
+def test_the_class_balanced_tfidf_peer_gives_a_rare_class_more_of_the_doubt(tmp_path, small_case, fast_settings):
+    from benchmarks.common import tfidf_lr
+    from benchmarks.noisy import filtered_dataset, peer_result
+    from benchmarks.peers import TFIDF_BALANCED
+    from callreason.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_dict({"a": {"a1": ["a11"]}, "b": {"b1": ["b11"]}})
+    train = pd.DataFrame({"summary": ["card was charged twice"] * 30 + ["card never arrived"] * 3})
+    for level in LEVELS:
+        train[f"{level}_id"] = [0] * 30 + [1] * 3
+    test = pd.DataFrame({"summary": ["card"]})  # a word both classes share: the prior decides
+    plain, balanced = (tfidf_lr(train, test, taxonomy, class_weight=w)[2][0] for w in (None, "balanced"))
+    assert balanced[1] > plain[1] + 0.1 and np.isclose(balanced.sum(), 1.0)
+
+    result = peer_result(small_case, "tfidf-balanced", fast_settings, LEVELS, tmp_path, setfit_steps=5)
+    _, dataset = filtered_dataset(small_case, fast_settings)
+    assert result["approach"] == TFIDF_BALANCED and result["rows"] == len(dataset)
+    assert all(0.0 < result["scores"][lv]["macro_f1"] <= 1.0 for lv in LEVELS)
