@@ -41,21 +41,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from benchmarks.common import ROOT, append_jsonl
-from callreason.demo import generate_demo_data
+from callreason.demo import generate_demo_data, make_taxonomy
 from callreason.io import load_params
-from callreason.lexical import tfidf_union
+from callreason.lexical import blend_log_proba, tfidf_union
+from callreason.metrics import evaluation_metrics
 from callreason.modeling import build_classifier, encoder_precision, pad_batch
-from callreason.taxonomy import LEVELS
+from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import bf16_enabled
 
 DATASETS = ("demo", "demo-long", "demo-skewed-small", "demo-long-skewed-small")
 WINDOWS = (64, 128, 256, 512)  # tokens per window, special tokens included
 HEAD_TAIL = (128, 382)  # head+tail-512's first and last tokens
 SENTENCE_TOKENS = 128  # a sentence unit is cut at this many tokens, special tokens included
+BLEND_WEIGHTS = (0.3, 0.7)  # TF-IDF weights of the blended, jointly decoded scores (the pipeline picks 0-1)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -128,23 +131,49 @@ def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
     return round(float(f1_score(true, predicted, average="macro")), 4)
 
 
-def scores_of(train: pd.DataFrame, test: pd.DataFrame, x_train, x_test, c: float, seed: int) -> dict[str, float]:
-    """Each level's macro-F1 of a probe fitted on ``x_train`` and scored on ``x_test``."""
-    return {lv: macro_f1(test[lv].to_numpy(), probe(c, x_train, train[lv].to_numpy(), seed).predict(x_test))
-            for lv in LEVELS}
+def spread_probs(probs: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """``probs`` over a model's ``classes`` as ``(n, n_classes)``; a class it never saw gets 1e-9."""
+    out = np.full((len(probs), n_classes), 1e-9)
+    out[:, classes] = probs
+    return out / out.sum(1, keepdims=True)
 
 
-def mil_scores(train: pd.DataFrame, test: pd.DataFrame, windows_train, windows_test, c: float,
-               seed: int) -> dict[str, float]:
-    """Each level's macro-F1 when every window trains with its text's label and a text takes, per class, the
-    highest log-probability of its windows."""
+def probe_probs(c: float, x_train, y_train: np.ndarray, x_test, n_classes: int, seed: int) -> np.ndarray:
+    """Class probabilities of a probe fitted on ``x_train`` (class ids), for ``x_test``."""
+    model = probe(c, x_train, y_train, seed)
+    return spread_probs(model.predict_proba(x_test), model.classes_, n_classes)
+
+
+def mil_probs(windows_train, windows_test, y_train: np.ndarray, n_texts: int, n_classes: int, c: float,
+              seed: int) -> np.ndarray:
+    """Multiple-instance: every unit (window or sentence) trains with its text's label; a text's score for a class
+    is the highest log-probability any of its units gives it, normalised over the classes."""
     (x_train, owner_train, _), (x_test, owner_test, _) = windows_train, windows_test
-    out = {}
-    for lv in LEVELS:
-        model = probe(c, x_train, train[lv].to_numpy()[owner_train], seed)
-        best = np.full((len(test), len(model.classes_)), -np.inf)
-        np.maximum.at(best, owner_test, model.predict_log_proba(x_test))
-        out[lv] = macro_f1(test[lv].to_numpy(), model.classes_[best.argmax(1)])
+    model = probe(c, x_train, y_train[owner_train], seed)
+    best = np.full((n_texts, len(model.classes_)), -np.inf)
+    np.maximum.at(best, owner_test, model.predict_log_proba(x_test))
+    return spread_probs(softmax(best, axis=1), model.classes_, n_classes)
+
+
+def level_scores(truth: dict[str, np.ndarray], probs: dict[str, np.ndarray], lexical: dict[str, np.ndarray] | None,
+                 taxonomy: Taxonomy) -> dict[str, Any]:
+    """Each level's macro-F1 of its own argmax (``scores``, as the earlier screens: sklearn's macro over true and
+    predicted classes), and (``joint``) of the best valid path when each level's probabilities are blended with the
+    TF-IDF ``lexical`` ones at each of ``BLEND_WEIGHTS`` as the pipeline blends them
+    (:func:`callreason.lexical.blend_log_proba`), keyed by weight, scored as the pipeline scores its models
+    (:func:`callreason.metrics.evaluation_metrics`); for TF-IDF itself (``lexical`` None), its own path."""
+    true_ids = np.stack([truth[lv] for lv in LEVELS], axis=1)
+
+    def joint(level_probs: dict[str, np.ndarray]) -> dict[str, float]:
+        metrics = evaluation_metrics(true_ids, [level_probs[lv] for lv in LEVELS], taxonomy)
+        return {lv: metrics[lv]["macro_f1"] for lv in LEVELS}
+
+    out: dict[str, Any] = {"scores": {lv: macro_f1(truth[lv], probs[lv].argmax(1)) for lv in LEVELS}}
+    if lexical is None:
+        out["joint"] = {"lexical": joint(probs)}
+    else:
+        out["joint"] = {str(w): joint({lv: softmax(blend_log_proba(np.log(probs[lv]), np.log(lexical[lv]), w), axis=1)
+                                       for lv in LEVELS}) for w in BLEND_WEIGHTS}
     return out
 
 
@@ -164,22 +193,32 @@ def draw_rows(dataset: str, draw: int, params: dict[str, Any], test_rows: int) -
 
 def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, model, tokenizer) -> dict[str, Any]:
     """Every strategy on one draw of ``dataset`` (the long ones: all of them; a short one: the whole text and
-    TF-IDF): ``{strategy: {scores, seconds}}``."""
+    TF-IDF): ``{strategy: {scores, joint, seconds}}`` (see :func:`level_scores`)."""
     train, test = draw_rows(dataset, draw, params, test_rows)
     long = "long" in dataset
     c, seed = params["train"]["probe_c"], params["seed"]
     texts = train["summary"].tolist(), test["summary"].tolist()
+    taxonomy = Taxonomy.from_dict(make_taxonomy())
+    labels = {lv: taxonomy.ids(lv, train[lv]) for lv in LEVELS}
+    truth = {lv: taxonomy.ids(lv, test[lv]) for lv in LEVELS}
+    n_classes = {lv: len(taxonomy.labels[lv]) for lv in LEVELS}
     results: dict[str, Any] = {}
+    lexical: dict[str, np.ndarray] = {}
 
-    def record(name: str, start: float, scores: dict[str, float], encode_seconds: float | None = None) -> None:
-        results[name] = {"scores": scores, "seconds": round(time.perf_counter() - start if encode_seconds is None
-                                                            else encode_seconds, 1)}
+    def record(name: str, start: float, probs: dict[str, np.ndarray], encode_seconds: float | None = None) -> None:
+        seconds = time.perf_counter() - start if encode_seconds is None else encode_seconds
+        results[name] = {**level_scores(truth, probs, lexical or None, taxonomy), "seconds": round(seconds, 1)}
         print(f"{dataset} draw {draw} {name}: {json.dumps(results[name])}", flush=True)
+
+    def probes(x_train, x_test) -> dict[str, np.ndarray]:
+        return {lv: probe_probs(c, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
 
     start = time.perf_counter()
     vectorizer = tfidf_union()
-    x_train = vectorizer.fit_transform(texts[0])
-    record("TF-IDF + LR", start, scores_of(train, test, x_train, vectorizer.transform(texts[1]), 20.0, seed))
+    x_train, x_test = vectorizer.fit_transform(texts[0]), vectorizer.transform(texts[1])
+    tfidf = {lv: probe_probs(20.0, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
+    record("TF-IDF + LR", start, tfidf)
+    lexical.update(tfidf)
     for width in WINDOWS if long else (512,):
         start = time.perf_counter()
         encoded = [encode_windows(model, tokenizer, t, width) for t in texts]
@@ -187,38 +226,51 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
         for how in ("first", "mean", "max") if long and width < 512 else ("first", "mean") if long else ("first",):
             x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
             name = f"truncate-{width}" if how == "first" else f"windows-{width}-{how}"
-            record(name, time.perf_counter(), scores_of(train, test, x_train, x_test, c, seed), seconds)
+            record(name, time.perf_counter(), probes(x_train, x_test), seconds)
         if long and width <= 128:
-            record(f"windows-{width}-mil", time.perf_counter(), mil_scores(train, test, *encoded, c, seed), seconds)
+            record(f"windows-{width}-mil", time.perf_counter(), {
+                lv: mil_probs(*encoded, labels[lv], len(test), n_classes[lv], c, seed) for lv in LEVELS}, seconds)
     if long:
         start = time.perf_counter()
         encoded = [encode_sentences(model, tokenizer, t) for t in texts]
         seconds = round(time.perf_counter() - start, 1)
         for how in ("mean", "max", "mean+max"):
             x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
-            record(f"sentences-{how}", time.perf_counter(), scores_of(train, test, x_train, x_test, c, seed), seconds)
-        record("sentences-mil", time.perf_counter(), mil_scores(train, test, *encoded, c, seed), seconds)
+            record(f"sentences-{how}", time.perf_counter(), probes(x_train, x_test), seconds)
+        record("sentences-mil", time.perf_counter(), {
+            lv: mil_probs(*encoded, labels[lv], len(test), n_classes[lv], c, seed) for lv in LEVELS}, seconds)
         start = time.perf_counter()
         x_train, x_test = (head_tail(model, tokenizer, t) for t in texts)
-        record("head+tail-512", start, scores_of(train, test, x_train, x_test, c, seed))
+        record("head+tail-512", start, probes(x_train, x_test))
     return results
 
 
 def summary_table(lines: list[dict[str, Any]]) -> str:
-    """Markdown: per data set and strategy, each level's macro-F1 mean ± half-range over draws, and seconds."""
+    """Markdown: per data set and strategy, mean ± half-range over draws of each level's macro-F1 (its own argmax),
+    of the joint path blended with TF-IDF at ``BLEND_WEIGHTS`` (level_1-3 at the first weight, level_3 at the
+    second; empty for results without them), and seconds."""
+    low, high = (str(w) for w in BLEND_WEIGHTS)
+
+    def joint(result: dict[str, Any], weight: str, level: str) -> float:
+        scores = result.get("joint", {})
+        return scores.get(weight, scores.get("lexical", {})).get(level, np.nan)
+
+    columns = [(f"{lv} macro-F1", lambda r, lv=lv: r["scores"][lv]) for lv in LEVELS] + [
+        (f"{lv} joint, TF-IDF {low}", lambda r, lv=lv: joint(r, low, lv)) for lv in LEVELS] + [
+        (f"level_3 joint, TF-IDF {high}", lambda r: joint(r, high, "level_3"))]
     cells: dict[tuple[str, str], list[list[float]]] = {}
     seconds: dict[tuple[str, str], list[float]] = {}
     for line in lines:
         for name, result in line["strategies"].items():
-            cells.setdefault((line["dataset"], name), []).append([result["scores"][lv] for lv in LEVELS])
+            cells.setdefault((line["dataset"], name), []).append([value(result) for _, value in columns])
             seconds.setdefault((line["dataset"], name), []).append(result["seconds"])
-    rows = ["| data set | strategy (frozen encoder + probe) | draws | level_1 macro-F1 | level_2 macro-F1 | "
-            "level_3 macro-F1 | seconds |", "|---|---|---|---|---|---|---|"]
+    rows = ["| data set | strategy (frozen encoder + probe) | draws | " + " | ".join(h for h, _ in columns)
+            + " | seconds |", "|---|---|---|" + "---|" * len(columns) + "---|"]
     for (dataset, name), values in cells.items():
-        table = np.array(values)
+        table = np.array(values, dtype=float)
         spread = (table.max(0) - table.min(0)) / 2
         rows.append(f"| {dataset} | {name} | {len(values)} | "
-                    + " | ".join(f"{m:.3f} ± {h:.3f}" for m, h in zip(table.mean(0), spread))
+                    + " | ".join("" if np.isnan(m) else f"{m:.3f} ± {h:.3f}" for m, h in zip(table.mean(0), spread))
                     + f" | {np.mean(seconds[(dataset, name)]):.0f} |")
     return "\n".join(rows) + "\n"
 
