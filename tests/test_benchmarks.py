@@ -339,3 +339,28 @@ def test_the_class_balanced_tfidf_peer_gives_a_rare_class_more_of_the_doubt(tmp_
     _, dataset = filtered_dataset(small_case, fast_settings)
     assert result["approach"] == TFIDF_BALANCED and result["rows"] == len(dataset)
     assert all(0.0 < result["scores"][lv]["macro_f1"] <= 1.0 for lv in LEVELS)
+
+
+def test_long_text_scores_blend_with_tfidf_and_decode_the_path_and_mil_takes_the_surest_unit():
+    from benchmarks.long_texts import BLEND_WEIGHTS, level_scores, mil_probs
+    from callreason.demo import make_taxonomy
+    from callreason.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_dict(make_taxonomy())
+    paths = taxonomy.paths[:40]
+    truth = {lv: paths[:, i] for i, lv in enumerate(LEVELS)}
+    sizes = {lv: len(taxonomy.labels[lv]) for lv in LEVELS}
+    right = {lv: np.eye(sizes[lv])[truth[lv]] * 0.9 + 0.1 / sizes[lv] for lv in LEVELS}
+    wrong = {lv: np.roll(right[lv], 1, axis=1) for lv in LEVELS}
+    alone = level_scores(truth, right, None, taxonomy)
+    assert alone["scores"] == {lv: 1.0 for lv in LEVELS} and alone["joint"] == {"lexical": {lv: 1.0 for lv in LEVELS}}
+    blended = level_scores(truth, wrong, right, taxonomy)
+    assert set(blended["joint"]) == {str(w) for w in BLEND_WEIGHTS} and blended["scores"]["level_3"] == 0.0
+    assert blended["joint"]["0.7"]["level_3"] == 1.0  # the TF-IDF side outweighs a wrong encoder at 0.7
+
+    # units 0-1 belong to text 0, unit 2 to text 1; unit 1 alone says class 1, the filler unit 0 says nothing
+    x_train = np.array([[0.0, 0.0], [0.0, 5.0], [0.0, 0.0], [5.0, 0.0]])
+    owner_train, owner_test = np.array([0, 0, 1, 1]), np.array([0, 0, 1])
+    x_test = np.array([[0.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    probs = mil_probs((x_train, owner_train, None), (x_test, owner_test, None), np.array([1, 0]), 2, 3, 10.0, 0)
+    assert probs.shape == (2, 3) and probs.argmax(1).tolist() == [1, 0] and np.allclose(probs.sum(1), 1.0)
