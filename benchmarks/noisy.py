@@ -41,8 +41,8 @@ half-range over draws) is printed and written beside it as ``.md`` (``--summariz
 of a file, e.g. after several runs appended to it). Configurations of a draw that differ only in
 ``pseudo_label.*`` share its held-out run (and the refit, when their retrain is not promoted). ``--peers``
 adds the alternatives of :mod:`benchmarks.peers` (the seed recipe at the notebook's settings and at lr 1e-4,
-SetFit), trained on the rows params.yaml's filter keeps and scored on the same external rows, each a row of the
-table with its seconds (``--no-pipeline``: the peers alone).
+SetFit, a class-balanced TF-IDF), trained on the rows params.yaml's filter keeps and scored on the same external
+rows, each a row of the table with its seconds (``--no-pipeline``: the peers alone).
 """
 
 from __future__ import annotations
