@@ -209,10 +209,6 @@ def optional(check: Check) -> Check:
     return lambda value: None if value is None else check(value)
 
 
-def _any_text(value: Any) -> str:
-    return str(value)
-
-
 # --------------------------------------------------------------------------- sections
 
 CHECKS: dict[type, dict[str, Check]] = {
@@ -221,7 +217,7 @@ CHECKS: dict[type, dict[str, Check]] = {
     FilterSettings: {"min_confidence": number(0.0, 1.0)},
     SplitSettings: {"test_fraction": number(0.0, 1.0, low_open=True, high_open=True),
                     "val_fraction": number(0.0, 1.0, high_open=True), "min_rows_per_class": integer(1)},
-    ModelSettings: {"base": text, "revision": optional(_any_text), "pooling": choice("auto", "mean", "cls"),
+    ModelSettings: {"base": text, "revision": optional(str), "pooling": choice("auto", "mean", "cls"),
                     "max_length": auto_or(integer(8)), "max_windows": auto_or(integer(1))},
     TrainSettings: {
         "batch_size": integer(1), "weight_decay": number(0.0), "warmup_ratio": number(0.0, 1.0),
