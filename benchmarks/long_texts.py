@@ -203,22 +203,22 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
     truth = {lv: taxonomy.ids(lv, test[lv]) for lv in LEVELS}
     n_classes = {lv: len(taxonomy.labels[lv]) for lv in LEVELS}
     results: dict[str, Any] = {}
-    lexical: dict[str, np.ndarray] = {}
+    start = time.perf_counter()
+    vectorizer = tfidf_union()
+    x_train, x_test = vectorizer.fit_transform(texts[0]), vectorizer.transform(texts[1])
+    tfidf = {lv: probe_probs(20.0, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
 
     def record(name: str, start: float, probs: dict[str, np.ndarray], encode_seconds: float | None = None) -> None:
+        """Scores of ``probs``, blended with ``tfidf`` unless they are TF-IDF's own."""
         seconds = time.perf_counter() - start if encode_seconds is None else encode_seconds
-        results[name] = {**level_scores(truth, probs, lexical or None, taxonomy), "seconds": round(seconds, 1)}
+        lexical = None if probs is tfidf else tfidf
+        results[name] = {**level_scores(truth, probs, lexical, taxonomy), "seconds": round(seconds, 1)}
         print(f"{dataset} draw {draw} {name}: {json.dumps(results[name])}", flush=True)
 
     def probes(x_train, x_test) -> dict[str, np.ndarray]:
         return {lv: probe_probs(c, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
 
-    start = time.perf_counter()
-    vectorizer = tfidf_union()
-    x_train, x_test = vectorizer.fit_transform(texts[0]), vectorizer.transform(texts[1])
-    tfidf = {lv: probe_probs(20.0, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
     record("TF-IDF + LR", start, tfidf)
-    lexical.update(tfidf)
     for width in WINDOWS if long else (512,):
         start = time.perf_counter()
         encoded = [encode_windows(model, tokenizer, t, width) for t in texts]
