@@ -133,21 +133,13 @@ def blend_log_proba(transformer_logits: np.ndarray, lexical_log_proba: np.ndarra
     return (1.0 - weight) * log_softmax(transformer_logits, axis=1) + weight * lexical_log_proba
 
 
-def choose_blend_weight(transformer_logits: np.ndarray, lexical_log_proba: np.ndarray, labels: np.ndarray,
-                        balanced: bool = False) -> float:
-    """The weight in ``BLEND_WEIGHTS`` with the lowest validation log-loss (after temperature scaling).
-    ``balanced``: the log-loss of each class's rows averaged, then the classes averaged (each class present
-    weighs alike, as in macro-F1), so a few big classes do not choose the weight for the small ones."""
+def choose_blend_weight(transformer_logits: np.ndarray, lexical_log_proba: np.ndarray, labels: np.ndarray) -> float:
+    """The weight in ``BLEND_WEIGHTS`` with the lowest validation log-loss (after temperature scaling)."""
     if len(labels) < 2:
         return 0.0
-    row_weight = np.ones(len(labels))
-    if balanced:
-        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        row_weight = 1.0 / counts[inverse]
     losses = []
     for weight in BLEND_WEIGHTS:
         logits = blend_log_proba(transformer_logits, lexical_log_proba, weight)
         t = fit_temperature(logits, labels)
-        row_loss = -log_softmax(logits / t, axis=1)[np.arange(len(labels)), labels]
-        losses.append(np.average(row_loss, weights=row_weight))
+        losses.append(-log_softmax(logits / t, axis=1)[np.arange(len(labels)), labels].mean())
     return float(BLEND_WEIGHTS[int(np.argmin(losses))])

@@ -615,9 +615,6 @@ def class_balance(labels: np.ndarray, n_classes: int, mode: str, sample_weight: 
     * ``logit_adjust``: the convex models reweighted as above; the fine-tuning loss keeps ``sample_weight``
       and adds ``log prior(class)`` to the logits (Menon et al. 2021), so the model learns balanced scores
       without the noisy gradients of large weights. ``labels``: class ids ``(n,)``.
-
-    Unless ``none``, the TF-IDF blend weight is also chosen by class-balanced validation log-loss
-    (:func:`attach_lexical_model`).
     """
     if mode == "none":
         return sample_weight, sample_weight, None
@@ -634,15 +631,14 @@ def class_balance(labels: np.ndarray, n_classes: int, mode: str, sample_weight: 
 
 def attach_lexical_model(model: TextClassifier, train_rows: pd.DataFrame, val_rows: pd.DataFrame, level: str,
                          sample_weight: np.ndarray | None = None, weight: float | None = None,
-                         val_logits: np.ndarray | None = None, balanced: bool = False) -> float:
+                         val_logits: np.ndarray | None = None) -> float:
     """Fit the TF-IDF companion on ``train_rows`` and attach it with blend ``weight`` (when None, chosen by
-    log-loss on ``val_rows``, whose transformer logits are ``val_logits``; class-balanced log-loss when
-    ``balanced``). Returns the weight."""
+    log-loss on ``val_rows``, whose transformer logits are ``val_logits``). Returns the weight."""
     lexical = LexicalModel.fit(train_rows["summary"].tolist(), train_rows[f"{level}_id"].to_numpy(),
                                model.head.out_features, sample_weight=sample_weight)
     if weight is None:
         weight = choose_blend_weight(val_logits, lexical.log_proba(val_rows["summary"].tolist()),
-                                     val_rows[f"{level}_id"].to_numpy(), balanced=balanced)
+                                     val_rows[f"{level}_id"].to_numpy())
     model.lexical = lexical if weight > 0 else None
     model.classifier_config.lexical_weight = weight
     return weight
@@ -735,7 +731,7 @@ def fit_level(
             weight = None if replay is None or len(val_rows) else replay.get("lexical_weight", 0.0)
             val_logits = None if weight is not None else pooled_logits(model, trained_pooled(val_texts, val_ids))
             summary["lexical_weight"] = attach_lexical_model(model, train_rows, val_rows, level, convex_weight, weight,
-                                                             val_logits, balanced=fit.train.class_balance != "none")
+                                                             val_logits)
     class_ids = np.bincount(train_rows[f"{level}_id"].to_numpy(), minlength=len(labels))
     summary.update({"level": level, "train_rows": len(train_rows), "val_rows": len(val_rows),
                     "class_rows": {label: int(n) for label, n in zip(labels, class_ids) if n},

@@ -30,21 +30,6 @@ def test_blend_weight_is_zero_when_the_lexical_model_is_useless_and_positive_whe
     np.testing.assert_array_equal(blend_log_proba(good, noise, 0.0), good)
 
 
-
-def test_a_balanced_choice_lets_the_small_classes_weigh_as_much_as_the_big_one():
-    rng = np.random.default_rng(0)
-    labels = np.r_[np.zeros(100, int), np.arange(1, 7)]  # one big class, six with one validation row each
-    transformer = np.eye(7)[labels] * 3 + rng.normal(0, 1, (106, 7))
-    transformer[labels > 0] = np.eye(7)[0] * 3 + rng.normal(0, 1, (6, 7))  # reads every small class as the big one
-    lexical = log_softmax(np.eye(7)[labels] + rng.normal(0, 1, (106, 7)), axis=1)  # weakly right everywhere
-    plain = choose_blend_weight(transformer, lexical, labels)
-    balanced = choose_blend_weight(transformer, lexical, labels, balanced=True)
-    assert plain <= 0.5 < balanced
-    even = np.repeat(np.arange(7), 15)  # classes of equal size: every row weighs alike, the same choice
-    weak = np.eye(7)[even] * 0.5 + rng.normal(0, 1, (105, 7))
-    good = log_softmax(np.eye(7)[even] * 2 + rng.normal(0, 1, (105, 7)), axis=1)
-    assert choose_blend_weight(weak, good, even, balanced=True) == choose_blend_weight(weak, good, even) > 0.0
-
 def test_levels_fitted_on_the_same_texts_compute_their_features_once(tmp_path, monkeypatch):
     from callreason.lexical import shared_log_probas
 

@@ -208,19 +208,3 @@ def test_a_level_reading_long_texts_in_windows_learns_a_reason_that_truncation_c
         scores[windows] = f1_score(val["level_3_id"], predicted, average="macro")
         assert [fits[level]["max_windows"] for level in LEVELS] == [windows] * 3
     assert scores[1] < 0.3 and scores[4] > 0.6  # measured: 0.09 and 0.71
-
-
-@pytest.mark.parametrize("mode, balanced", [("none", False), ("logit_adjust", True), ("reweight", True)])
-def test_the_blend_weight_is_chosen_class_balanced_unless_classes_are_not_balanced(tmp_path, tiny_params,
-                                                                                    small_taxonomy, monkeypatch, mode,
-                                                                                    balanced):
-    import callreason.training as training
-
-    data, _ = encode_dataset(make_labeled_rows(60, seed=2), small_taxonomy, 0.2, 0.15, 0, 1)
-    train, val = data[data["split"] == "train"], data[data["split"] == "val"]
-    calls = []
-    monkeypatch.setattr(training, "choose_blend_weight", lambda *args, **kw: calls.append(kw) or 0.3)
-    params = {**tiny_params, "epochs": 1, "train": {**tiny_params["train"], "class_balance": mode}}
-    summary = fit_level("level_2", train, val, small_taxonomy.labels["level_2"], settings_from_params(params),
-                        tmp_path / "level_2", None, tmp_path / "scratch")
-    assert calls == [{"balanced": balanced}] and summary["lexical_weight"] == 0.3
