@@ -61,11 +61,17 @@ def score(test: pd.DataFrame, level_probs: list[np.ndarray], taxonomy: Taxonomy)
     return evaluation_metrics(test[[f"{lv}_id" for lv in LEVELS]].to_numpy(), level_probs, taxonomy)
 
 
+def spread_probs(probs: np.ndarray, classes: np.ndarray, n_classes: int, floor: float = 0.0) -> np.ndarray:
+    """``probs`` over a model's ``classes`` as ``(n, n_classes)``; a class it never saw gets ``floor`` (> 0 for
+    logarithms: the rows are then renormalised)."""
+    out = np.full((len(probs), n_classes), floor)
+    out[:, classes] = probs
+    return out / out.sum(1, keepdims=True) if floor > 0 else out
+
+
 def full_probs(model: Any, features: Any, n_classes: int) -> np.ndarray:
     """``predict_proba`` spread over all ``n_classes`` (classes absent from training get 0)."""
-    probs = np.zeros((features.shape[0], n_classes))
-    probs[:, model.classes_] = model.predict_proba(features)
-    return probs
+    return spread_probs(model.predict_proba(features), model.classes_, n_classes)
 
 
 def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy,
@@ -73,8 +79,7 @@ def tfidf_lr(train: pd.DataFrame, test: pd.DataFrame, taxonomy: Taxonomy,
     """(a) the pipeline's TF-IDF recipe (:func:`callreason.lexical.tfidf_union`), logistic regression per level
     (``class_weight="balanced"``: each class weighted by the inverse of its rows, for skewed classes)."""
     vectorizer = tfidf_union()
-    x_train, x_test = vectorizer.fit_transform(train["summary"]), None
-    x_test = vectorizer.transform(test["summary"])
+    x_train, x_test = vectorizer.fit_transform(train["summary"]), vectorizer.transform(test["summary"])
     return [full_probs(LogisticRegression(C=20, max_iter=3000, class_weight=class_weight)
                        .fit(x_train, train[f"{lv}_id"]), x_test, len(taxonomy.labels[lv])) for lv in LEVELS]
 

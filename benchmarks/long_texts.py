@@ -45,7 +45,7 @@ from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benchmarks.common import ROOT, append_jsonl
+from benchmarks.common import ROOT, append_jsonl, spread_probs
 from callreason.demo import generate_demo_data, make_taxonomy
 from callreason.io import load_params
 from callreason.lexical import blend_log_proba, tfidf_union
@@ -60,6 +60,7 @@ HEAD_TAIL = (128, 382)  # head+tail-512's first and last tokens
 SENTENCE_TOKENS = 128  # a sentence unit is cut at this many tokens, special tokens included
 BLEND_WEIGHTS = (0.3, 0.7)  # TF-IDF weights of the blended, jointly decoded scores (the pipeline picks 0-1)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+UNSEEN_FLOOR = 1e-9  # probability of a class a probe never saw (its log is blended)
 
 
 @torch.inference_mode()
@@ -131,17 +132,10 @@ def macro_f1(true: np.ndarray, predicted: np.ndarray) -> float:
     return round(float(f1_score(true, predicted, average="macro")), 4)
 
 
-def spread_probs(probs: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
-    """``probs`` over a model's ``classes`` as ``(n, n_classes)``; a class it never saw gets 1e-9."""
-    out = np.full((len(probs), n_classes), 1e-9)
-    out[:, classes] = probs
-    return out / out.sum(1, keepdims=True)
-
-
 def probe_probs(c: float, x_train, y_train: np.ndarray, x_test, n_classes: int, seed: int) -> np.ndarray:
     """Class probabilities of a probe fitted on ``x_train`` (class ids), for ``x_test``."""
     model = probe(c, x_train, y_train, seed)
-    return spread_probs(model.predict_proba(x_test), model.classes_, n_classes)
+    return spread_probs(model.predict_proba(x_test), model.classes_, n_classes, UNSEEN_FLOOR)
 
 
 def mil_probs(windows_train, windows_test, y_train: np.ndarray, n_texts: int, n_classes: int, c: float,
@@ -152,7 +146,7 @@ def mil_probs(windows_train, windows_test, y_train: np.ndarray, n_texts: int, n_
     model = probe(c, x_train, y_train[owner_train], seed)
     best = np.full((n_texts, len(model.classes_)), -np.inf)
     np.maximum.at(best, owner_test, model.predict_log_proba(x_test))
-    return spread_probs(softmax(best, axis=1), model.classes_, n_classes)
+    return spread_probs(softmax(best, axis=1), model.classes_, n_classes, UNSEEN_FLOOR)
 
 
 def level_scores(truth: dict[str, np.ndarray], probs: dict[str, np.ndarray], lexical: dict[str, np.ndarray] | None,
@@ -218,6 +212,9 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
     def probes(x_train, x_test) -> dict[str, np.ndarray]:
         return {lv: probe_probs(c, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
 
+    def multiple_instances(encoded) -> dict[str, np.ndarray]:
+        return {lv: mil_probs(*encoded, labels[lv], len(test), n_classes[lv], c, seed) for lv in LEVELS}
+
     record("TF-IDF + LR", start, tfidf)
     for width in WINDOWS if long else (512,):
         start = time.perf_counter()
@@ -228,8 +225,7 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
             name = f"truncate-{width}" if how == "first" else f"windows-{width}-{how}"
             record(name, time.perf_counter(), probes(x_train, x_test), seconds)
         if long and width <= 128:
-            record(f"windows-{width}-mil", time.perf_counter(), {
-                lv: mil_probs(*encoded, labels[lv], len(test), n_classes[lv], c, seed) for lv in LEVELS}, seconds)
+            record(f"windows-{width}-mil", time.perf_counter(), multiple_instances(encoded), seconds)
     if long:
         start = time.perf_counter()
         encoded = [encode_sentences(model, tokenizer, t) for t in texts]
@@ -237,8 +233,7 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
         for how in ("mean", "max", "mean+max"):
             x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
             record(f"sentences-{how}", time.perf_counter(), probes(x_train, x_test), seconds)
-        record("sentences-mil", time.perf_counter(), {
-            lv: mil_probs(*encoded, labels[lv], len(test), n_classes[lv], c, seed) for lv in LEVELS}, seconds)
+        record("sentences-mil", time.perf_counter(), multiple_instances(encoded), seconds)
         start = time.perf_counter()
         x_train, x_test = (head_tail(model, tokenizer, t) for t in texts)
         record("head+tail-512", start, probes(x_train, x_test))
