@@ -25,6 +25,8 @@ GROUPINGS = ("level_2", "path_pair", "none")
 """``select_uncertain.group_by`` values."""
 LOSSES = ("cross_entropy", "gce", "bootstrap")
 """``train.loss`` values (see :func:`callreason.modeling.row_losses`)."""
+CLASS_BALANCE = ("none", "reweight", "logit_adjust")
+"""``train.class_balance`` values (see :func:`callreason.training.class_balance`)."""
 RETRAIN_EPOCHS = ("heldout", "early_stopping")
 """``pseudo_label.retrain_epochs`` values: ``retrain`` replays each level's epoch count of the held-out run, or
 chooses its own on the validation slice (see :func:`callreason.pipeline.retrain.retrain`)."""
@@ -225,7 +227,7 @@ CHECKS: dict[type, dict[str, Check]] = {
         "probe_c": number(0.0, low_open=True), "frozen_layers": integer(0), "confidence_weighting": boolean,
         "bf16": auto_or(boolean), "resume": boolean, "lexical_blend": boolean,
         "knn_weight": number(0.0, 1.0, high_open=True), "early_stopping": boolean, "loss": choice(*LOSSES),
-        "drop_suspect_labels": boolean, "class_balance": choice("none", "reweight", "logit_adjust")},
+        "drop_suspect_labels": boolean, "class_balance": choice(*CLASS_BALANCE)},
     LevelSettings: {"encoder_lr": number(0.0), "head_lr": number(0.0)},
     EvaluateSettings: {"batch_size": integer(1)},
     PseudoLabelSettings: {

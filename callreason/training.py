@@ -601,9 +601,6 @@ def choose_reading(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_len
     return window, min(MAX_AUTO_WINDOWS, -(-p99 // window))
 
 
-CLASS_BALANCE = ("none", "reweight", "logit_adjust")
-
-
 def class_balance(labels: np.ndarray, n_classes: int, mode: str, sample_weight: np.ndarray | None
                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Row weights of the fine-tuning loss, row weights of the convex models (linear probe, TF-IDF companion)
