@@ -122,6 +122,9 @@ def model_card(folder: RunFolder, scores: dict[str, Any], source: str, min_confi
               f"- Trained on: {trained}; {rows_line}. Labels: an LLM's, kept when its confidence was >= "
               f"{min_confidence:g}.",
               f"- Follows: `{metadata['follows']}` (its choices replayed)." if "follows" in metadata else "",
+              "- Pooling: the mean of the encoder's token vectors, each token weighted by its inverse document "
+              "frequency in the training summaries (`model.token_weighting: idf`), so words every summary has count "
+              "least." if records["level_1"].get("token_weighting", "none") == "idf" else "",
               "", "| level | classes | training rows | fewest rows of a class | epochs (0 = linear probe) | "
               "max tokens | TF-IDF weight | neighbour weight |", "|---|---|---|---|---|---|---|---|"]
     for level in LEVELS:

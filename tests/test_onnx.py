@@ -172,3 +172,35 @@ def test_levels_reading_long_texts_in_windows_export_and_give_the_pytorch_logits
     for a, b, before in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts), original):
         assert np.abs(a - b).max() < 1e-4
         assert np.abs(a[:10] - before[:10]).max() > 1e-3 and np.abs(a[10:] - before[10:]).max() < 1e-5
+
+
+@pytest.mark.parametrize("which", ["trained", "frozen"])
+def test_levels_weighing_tokens_by_idf_export_and_give_the_pytorch_logits(trained_run, frozen_run, tmp_path, which):
+    """The same weights with IDF token weights in the pooling (classifier.json token_weighting, the weights file):
+    the ONNX graphs, the one after a shared bottom included (it takes the token ids too), pool as PyTorch does."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from callreason.modeling import TOKEN_WEIGHTS_FILE, token_idf, tokenize
+    from callreason.onnx_backend import export_run
+
+    run = trained_run[0] if which == "trained" else frozen_run[0]
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    torch_before = load_predictor(run)
+    tokenizer = torch_before.models[0][1]
+    texts = make_labeled_rows(30, seed=6)["summary"].tolist()
+    weights = token_idf(tokenize(tokenizer, texts[:10], 32), len(tokenizer))
+    for level in LEVELS:
+        config = copy / level / "classifier.json"
+        config.write_text(config.read_text().replace('"token_weighting": "none"', '"token_weighting": "idf"'))
+        save_file({"token_weights": weights}, str(copy / level / TOKEN_WEIGHTS_FILE))
+    export_run(copy, tmp_path / "onnx")
+    assert not (tmp_path / "onnx" / "level_1" / TOKEN_WEIGHTS_FILE).exists()  # the graph holds them
+    torch_predictor, onnx_predictor = load_predictor(copy), load_predictor(tmp_path / "onnx")
+    assert torch_predictor.models[0][0].token_weights is not None
+    for a, b, before in zip(torch_predictor.level_logits(texts), onnx_predictor.level_logits(texts),
+                            torch_before.level_logits(texts)):
+        assert np.abs(a - b).max() < 1e-4
+        assert np.abs(a - before).max() > 1e-3

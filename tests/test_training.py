@@ -208,3 +208,30 @@ def test_a_level_reading_long_texts_in_windows_learns_a_reason_that_truncation_c
         scores[windows] = f1_score(val["level_3_id"], predicted, average="macro")
         assert [fits[level]["max_windows"] for level in LEVELS] == [windows] * 3
     assert scores[1] < 0.3 and scores[4] > 0.6  # measured: 0.09 and 0.71
+
+
+def test_levels_with_idf_token_weighting_keep_the_training_texts_idf_and_predict_as_they_trained(
+        tmp_path, tiny_params, small_taxonomy):
+    """``model.token_weighting: idf``: each level's folder holds the IDF of its training texts' tokens (as the model
+    reads them: 4 windows of 16), the filler every summary has weighs least, and the folder predicts as it trained."""
+    from callreason.modeling import token_idf, tokenize
+    from callreason.run import fit_levels, training_rows
+    from callreason.taxonomy import LEVELS
+
+    rows = make_labeled_rows(90)
+    rows["summary"] = "agent customer called about " * 3 + rows["summary"]
+    data, _ = encode_dataset(rows, small_taxonomy, 0.25, 0.2, 0, 1)
+    train, val = training_rows(data, ("train",)), training_rows(data, ("val",))
+    params = {**tiny_params, "model": {**tiny_params["model"], "max_length": 16, "max_windows": 4,
+                                       "token_weighting": "idf"},
+              "train": {**tiny_params["train"], "frozen_layers": 1, "knn_weight": 0.2}}
+    fits = fit_levels(train, val, small_taxonomy, settings_from_params(params), tmp_path / "run", tmp_path / "scratch")
+    for level in LEVELS:
+        model, tokenizer = load_classifier(tmp_path / "run" / level)
+        assert model.classifier_config.token_weighting == fits[level]["token_weighting"] == "idf"
+        expected = token_idf(tokenize(tokenizer, train["summary"].tolist(), 16, 4), len(tokenizer))
+        torch.testing.assert_close(model.token_weights, expected)
+        filler = tokenizer("customer", add_special_tokens=False)["input_ids"][0]
+        assert model.token_weights[filler] == 1.0 < model.token_weights.max()
+        predicted = run_batched(model, tokenizer, val["summary"].tolist()).argmax(1)
+        assert f1_score(val[f"{level}_id"], predicted, average="macro") > 0.3
