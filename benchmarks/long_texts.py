@@ -4,6 +4,7 @@
     python -m benchmarks.long_texts --draws 1 --test-rows 500 # a quick look
     python -m benchmarks.long_texts --first-draw 2 --draws 1  # add draw 2 to the results file
     python -m benchmarks.long_texts --datasets demo-skewed-small demo-long-skewed-small  # a few hundred rows
+    python -m benchmarks.long_texts --only 'windows-256-(mean|idf)'   # some strategies (TF-IDF + LR always runs)
 
 A screening with the base encoder frozen (no fine-tuning, so each strategy costs one pass over the texts): every
 strategy turns a summary into a vector (or, ``mil``, per-window log-probabilities), a logistic regression per level
@@ -12,7 +13,8 @@ rows that ``filter.min_confidence`` keeps, and each level's macro-F1 of its own 
 unlabeled pool. The draws are those of ``benchmarks.noisy``'s ``demo-long``: the demo generator with ``seed = draw``,
 each summary a 200-600-word transcript with the reason stated once at a random place (``python -m callreason.demo
 --long``); ``demo`` is the same rows with their short summaries. ``demo-skewed-small`` and ``demo-long-skewed-small``
-are ``benchmarks.noisy``'s draws of a few hundred of those rows, half in one level_1, scored on its 1,000 gold rows.
+are ``benchmarks.noisy``'s draws of a few hundred of those rows, half in one level_1, scored on its 1,000 gold rows;
+``banking77-skewed-small`` is its short-text counterpart (skipped when ``../shared/benchmarks/banking77`` is absent).
 Strategies (``W`` tokens per window):
 
 * ``truncate-N``: the first N tokens, what ``model.max_length`` does (N = 128, 256, 512);
@@ -23,6 +25,8 @@ Strategies (``W`` tokens per window):
 * ``windows-W-max``: the per-dimension max of the windows' pooled vectors;
 * ``windows-W-mil``: multiple-instance: each window is a training row with its text's label, and a text's score
   for a class is the highest log-probability any of its windows gives it;
+* ``windows-256-idf`` (short sets: ``windows-512-idf``, the whole text): ``windows-W-mean`` with each token's vector
+  weighted by its inverse document frequency over the draw's training texts (``model.token_weighting: idf``);
 * ``TF-IDF + LR``: the pipeline's TF-IDF companion recipe on the whole text.
 
 Results: one JSON line per (data set, draw) in ``--out`` and a table (mean ± half-range over draws, seconds per
@@ -45,43 +49,51 @@ from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from benchmarks.common import ROOT, append_jsonl, spread_probs
+from benchmarks.common import ROOT, SHARED, append_jsonl, spread_probs
 from callreason.demo import generate_demo_data, make_taxonomy
 from callreason.io import load_params
 from callreason.lexical import blend_log_proba, tfidf_union
 from callreason.metrics import evaluation_metrics
-from callreason.modeling import build_classifier, encoder_precision, pad_batch
+from callreason.modeling import build_classifier, encoder_precision, pad_batch, token_idf
 from callreason.taxonomy import LEVELS, Taxonomy
 from callreason.training import bf16_enabled
 
-DATASETS = ("demo", "demo-long", "demo-skewed-small", "demo-long-skewed-small")
+DATASETS = ("demo", "demo-long", "demo-skewed-small", "demo-long-skewed-small", "banking77-skewed-small")
 WINDOWS = (64, 128, 256, 512)  # tokens per window, special tokens included
 HEAD_TAIL = (128, 382)  # head+tail-512's first and last tokens
 SENTENCE_TOKENS = 128  # a sentence unit is cut at this many tokens, special tokens included
 BLEND_WEIGHTS = (0.3, 0.7)  # TF-IDF weights of the blended, jointly decoded scores (the pipeline picks 0-1)
+IDF_WINDOW = 256  # windows-W-idf's W on long texts (the pipeline's windows); short texts: their first 512 tokens
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 UNSEEN_FLOOR = 1e-9  # probability of a class a probe never saw (its log is blended)
 
 
 @torch.inference_mode()
-def pooled_windows(model, windows: list[list[int]], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """The encoder's pooled vectors ``(len(windows), hidden)``, length-sorted batches as the pipeline runs them."""
+def pooled_windows(model, windows: list[list[int]], pad_id: int, token_weight: np.ndarray | None = None,
+                   batch_size: int = 64) -> np.ndarray:
+    """The encoder's pooled vectors ``(len(windows), hidden)``, length-sorted batches as the pipeline runs them;
+    with ``token_weight``, each token's hidden state weighs ``token_weight[token id]`` in the mean."""
     out = np.zeros((len(windows), model.head.in_features), np.float32)
     order = np.argsort([-len(w) for w in windows], kind="stable")
+    weight = None if token_weight is None else torch.as_tensor(token_weight, dtype=torch.float32)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         batch = pad_batch([windows[i] for i in index], pad_id)
+        mask = batch["attention_mask"] if weight is None else weight[batch["input_ids"]] * batch["attention_mask"]
         with encoder_precision(model):
-            out[index] = model.pool(**batch).float().numpy()
+            hidden = model.encoder(**batch).last_hidden_state
+            out[index] = model.pool_hidden(hidden, mask).float().numpy()
     return out
 
 
-def encode_windows(model, tokenizer, texts: list[str], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def encode_windows(model, tokenizer, texts: list[str], width: int,
+                   token_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every consecutive ``width``-token window of ``texts`` (the tokenizer's overflowing windows, special tokens
-    included): pooled vectors, the text each belongs to, its token count."""
+    included): pooled vectors, the text each belongs to, its token count (its total weight with ``token_weight``)."""
     encoded = tokenizer(texts, truncation=True, max_length=width, return_overflowing_tokens=True)
     windows, owner = encoded["input_ids"], np.array(encoded["overflow_to_sample_mapping"])
-    return pooled_windows(model, windows, tokenizer.pad_token_id), owner, np.array([len(w) for w in windows])
+    weights = [len(w) if token_weight is None else token_weight[w].sum() for w in windows]
+    return pooled_windows(model, windows, tokenizer.pad_token_id, token_weight), owner, np.array(weights)
 
 
 def encode_sentences(model, tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,28 +183,31 @@ def level_scores(truth: dict[str, np.ndarray], probs: dict[str, np.ndarray], lex
     return out
 
 
-def draw_rows(dataset: str, draw: int, params: dict[str, Any], test_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Draw ``draw`` of ``dataset``: the labeled rows the confidence filter keeps, and the gold rows to score on."""
+def draw_rows(dataset: str, draw: int, params: dict[str, Any], test_rows: int
+              ) -> tuple[pd.DataFrame, pd.DataFrame, Taxonomy]:
+    """Draw ``draw`` of ``dataset``: the labeled rows the confidence filter keeps, the gold rows to score on, and
+    the taxonomy."""
     if dataset.endswith("skewed-small"):
         from benchmarks.noisy import make_case
 
         case = make_case(dataset, draw)
-        labeled, test = case.labeled, case.external
+        labeled, test, taxonomy = case.labeled, case.external, case.taxonomy
     else:
         _, labeled, pool = generate_demo_data(seed=draw, return_gold=True, long=dataset == "demo-long")
-        test = pool.head(test_rows)
+        test, taxonomy = pool.head(test_rows), Taxonomy.from_dict(make_taxonomy())
     train = labeled[labeled["confidence"] >= params["filter"]["min_confidence"]]
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return train.reset_index(drop=True), test.reset_index(drop=True), taxonomy
 
 
-def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, model, tokenizer) -> dict[str, Any]:
-    """Every strategy on one draw of ``dataset`` (the long ones: all of them; a short one: the whole text and
-    TF-IDF): ``{strategy: {scores, joint, seconds}}`` (see :func:`level_scores`)."""
-    train, test = draw_rows(dataset, draw, params, test_rows)
+def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, model, tokenizer,
+             only: re.Pattern | None = None) -> dict[str, Any]:
+    """Every strategy (those whose name ``only`` finds, when given) on one draw of ``dataset`` (the long ones: all
+    of them; a short one: the whole text, its IDF-weighted mean and TF-IDF): ``{strategy: {scores, joint,
+    seconds}}`` (see :func:`level_scores`)."""
+    train, test, taxonomy = draw_rows(dataset, draw, params, test_rows)
     long = "long" in dataset
     c, seed = params["train"]["probe_c"], params["seed"]
     texts = train["summary"].tolist(), test["summary"].tolist()
-    taxonomy = Taxonomy.from_dict(make_taxonomy())
     labels = {lv: taxonomy.ids(lv, train[lv]) for lv in LEVELS}
     truth = {lv: taxonomy.ids(lv, test[lv]) for lv in LEVELS}
     n_classes = {lv: len(taxonomy.labels[lv]) for lv in LEVELS}
@@ -202,8 +217,13 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
     x_train, x_test = vectorizer.fit_transform(texts[0]), vectorizer.transform(texts[1])
     tfidf = {lv: probe_probs(20.0, x_train, labels[lv], x_test, n_classes[lv], seed) for lv in LEVELS}
 
+    def wanted(*names: str) -> bool:
+        return only is None or any(only.search(name) for name in names)
+
     def record(name: str, start: float, probs: dict[str, np.ndarray], encode_seconds: float | None = None) -> None:
         """Scores of ``probs``, blended with ``tfidf`` unless they are TF-IDF's own."""
+        if not wanted(name) and probs is not tfidf:
+            return
         seconds = time.perf_counter() - start if encode_seconds is None else encode_seconds
         lexical = None if probs is tfidf else tfidf
         results[name] = {**level_scores(truth, probs, lexical, taxonomy), "seconds": round(seconds, 1)}
@@ -217,16 +237,26 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
 
     record("TF-IDF + LR", start, tfidf)
     for width in WINDOWS if long else (512,):
+        poolings = ("first", "mean", "max") if long and width < 512 else ("first", "mean") if long else ("first",)
+        names = [f"truncate-{width}" if how == "first" else f"windows-{width}-{how}" for how in poolings]
+        if not wanted(*names, f"windows-{width}-mil"):
+            continue
         start = time.perf_counter()
         encoded = [encode_windows(model, tokenizer, t, width) for t in texts]
         seconds = round(time.perf_counter() - start, 1)
-        for how in ("first", "mean", "max") if long and width < 512 else ("first", "mean") if long else ("first",):
+        for how, name in zip(poolings, names):
             x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
-            name = f"truncate-{width}" if how == "first" else f"windows-{width}-{how}"
             record(name, time.perf_counter(), probes(x_train, x_test), seconds)
         if long and width <= 128:
             record(f"windows-{width}-mil", time.perf_counter(), multiple_instances(encoded), seconds)
-    if long:
+    idf_width = IDF_WINDOW if long else 512
+    if wanted(f"windows-{idf_width}-idf"):
+        start = time.perf_counter()
+        idf = token_idf(tokenizer(texts[0], verbose=False)["input_ids"], len(tokenizer)).numpy()
+        encoded = [encode_windows(model, tokenizer, t, idf_width, idf) for t in texts]
+        x_train, x_test = (per_text(*e, len(t), "mean" if long else "first") for e, t in zip(encoded, texts))
+        record(f"windows-{idf_width}-idf", start, probes(x_train, x_test))
+    if long and wanted(*(f"sentences-{how}" for how in ("mean", "max", "mean+max", "mil"))):
         start = time.perf_counter()
         encoded = [encode_sentences(model, tokenizer, t) for t in texts]
         seconds = round(time.perf_counter() - start, 1)
@@ -234,6 +264,7 @@ def one_draw(dataset: str, draw: int, params: dict[str, Any], test_rows: int, mo
             x_train, x_test = (per_text(*e, len(t), how) for e, t in zip(encoded, texts))
             record(f"sentences-{how}", time.perf_counter(), probes(x_train, x_test), seconds)
         record("sentences-mil", time.perf_counter(), multiple_instances(encoded), seconds)
+    if long and wanted("head+tail-512"):
         start = time.perf_counter()
         x_train, x_test = (head_tail(model, tokenizer, t) for t in texts)
         record("head+tail-512", start, probes(x_train, x_test))
@@ -278,6 +309,8 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=1000,
                         help="gold pool rows scored per draw (demo, demo-long; the skewed-small sets have their own)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "long_texts.jsonl")
+    parser.add_argument("--only", type=re.compile, metavar="REGEX",
+                        help="only the strategies whose name this finds (TF-IDF + LR always runs)")
     parser.add_argument("--summarize", type=Path, metavar="JSONL", help="nothing runs: the table of this file's results")
     args = parser.parse_args()
     if args.summarize:
@@ -290,8 +323,12 @@ def main() -> None:
         lines = []
         for draw in range(args.first_draw, args.first_draw + args.draws):
             for dataset in args.datasets:
+                if dataset.startswith("banking77") and not (SHARED / "banking77").exists():
+                    print(f"{dataset}: skipped, {SHARED / 'banking77'} not found", flush=True)
+                    continue
                 line = {"dataset": dataset, "draw": draw, "bf16": model.classifier_config.bf16,
-                        "strategies": one_draw(dataset, draw, params, args.test_rows, model, tokenizer)}
+                        "strategies": one_draw(dataset, draw, params, args.test_rows, model, tokenizer,
+                                                       args.only)}
                 append_jsonl(args.out, line)
                 lines.append(line)
     table = summary_table(lines)

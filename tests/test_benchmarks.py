@@ -260,6 +260,22 @@ def test_long_text_windows_cover_every_token_and_pool_per_text(tiny_model_dir):
     assert np.allclose(both, np.hstack([mean, top]))
 
 
+def test_long_text_idf_windows_pool_as_the_pipeline_does_and_weigh_windows_by_their_tokens(tiny_model_dir):
+    from benchmarks.long_texts import encode_windows
+    from callreason.modeling import build_classifier, run_batched, token_idf
+
+    model, tokenizer = build_classifier(str(tiny_model_dir), ["a", "b"], pooling="mean", max_length=16,
+                                        token_weighting="idf")
+    words = [w for w in tokenizer.get_vocab() if w.isalpha() and len(w) > 1][:5]
+    texts = [" ".join(words * 6), " ".join(words[:2])]
+    model.token_weights = token_idf(tokenizer([" ".join(words[:3]), words[0]])["input_ids"], len(tokenizer))
+    weights = model.token_weights.numpy()
+    vectors, owner, counts = encode_windows(model.eval(), tokenizer, texts, 16, weights)
+    windows = tokenizer(texts, truncation=True, max_length=16, return_overflowing_tokens=True)["input_ids"]
+    assert np.allclose(counts, [weights[w].sum() for w in windows]) and len(set(counts.round(4))) > 1
+    assert np.allclose(vectors[owner == 1][0], run_batched(model, tokenizer, texts[1:], output="pooled")[0], atol=1e-5)
+
+
 def test_long_text_sentences_are_encoded_one_by_one_and_pooled_per_text(tiny_model_dir):
     from benchmarks.long_texts import encode_sentences, pooled_windows
     from callreason.modeling import build_classifier
