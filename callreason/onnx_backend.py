@@ -67,7 +67,7 @@ class LogitsAndPooled(nn.Module):
     """What a level's ONNX graph computes: the head's logits and the pooled vector, from padded token ids, or
     (``start_layer`` > 0) from the output of the shared bottom (:class:`SharedBottom`). Its inputs: those two,
     ``window_weights`` for a level that reads long texts in windows, and the token ids again (``TOKEN_IDS_INPUT``)
-    for a level that starts from the shared bottom and weighs tokens in its pooling (:func:`graph_inputs`)."""
+    for a level that starts from the shared bottom and weighs tokens in its pooling."""
 
     def __init__(self, model: TextClassifier, start_layer: int = 0):
         super().__init__()
