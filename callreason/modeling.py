@@ -366,14 +366,16 @@ def build_classifier(
     token_weighting: str = "none",
 ) -> tuple[TextClassifier, PreTrainedTokenizerBase]:
     """A fresh classifier over ``labels`` on top of the pretrained ``base`` encoder (``max_windows``,
-    ``token_weighting``: see :class:`ClassifierConfig`; the token weights themselves come from
-    :func:`token_idf`)."""
+    ``token_weighting``: see :class:`ClassifierConfig`, ``auto`` is ``idf`` under mean pooling and ``none`` under
+    cls; the token weights themselves come from :func:`token_idf`)."""
     path = resolve_base_model(base)
     tokenizer = load_base_tokenizer(base, revision)
     with loading(f"params.yaml model.base {base!r}", BASE_MODEL_HINT):
         encoder = AutoModel.from_pretrained(path, **_revision_kwargs(path, revision))
     if pooling == "auto":
         pooling = default_pooling(path)
+    if token_weighting == "auto":
+        token_weighting = "idf" if pooling == "mean" else "none"
     if token_weighting != "none" and pooling != "mean":
         raise InputError(f"params.yaml model.token_weighting {token_weighting}: it weighs the tokens of mean pooling, "
                          f"and model.pooling is {pooling} for {base}; set model.pooling: mean, or "

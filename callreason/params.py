@@ -60,7 +60,7 @@ class ModelSettings:
     pooling: str            # auto | mean | cls
     max_length: int | str   # "auto" or a token count
     max_windows: int | str  # "auto" or a count: a longer text is read as up to this many max_length-token windows, pooled
-    token_weighting: str    # none | idf: mean pooling weighs each token by its inverse document frequency
+    token_weighting: str    # auto | none | idf: mean pooling weighs each token by its inverse document frequency
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ CHECKS: dict[type, dict[str, Check]] = {
                     "val_fraction": number(0.0, 1.0, high_open=True), "min_rows_per_class": integer(1)},
     ModelSettings: {"base": text, "revision": optional(str), "pooling": choice("auto", "mean", "cls"),
                     "max_length": auto_or(integer(8)), "max_windows": auto_or(integer(1)),
-                    "token_weighting": choice("none", "idf")},
+                    "token_weighting": choice("auto", "none", "idf")},
     TrainSettings: {
         "batch_size": integer(1), "weight_decay": number(0.0), "warmup_ratio": number(0.0, 1.0),
         "label_smoothing": number(0.0, 1.0), "patience": integer(1), "linear_probe": boolean,

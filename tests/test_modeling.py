@@ -251,3 +251,9 @@ def test_idf_weighting_refuses_cls_pooling_with_the_fix(tiny_model_dir):
     with pytest.raises(InputError, match="model.token_weighting idf: it weighs the tokens of mean pooling, and "
                                          "model.pooling is cls .*set model.pooling: mean, or model.token_weighting: none"):
         build_classifier(str(tiny_model_dir), LABELS, pooling="cls", token_weighting="idf")
+
+
+def test_auto_token_weighting_is_idf_under_mean_pooling_and_none_under_cls(tiny_model_dir):
+    choices = {pooling: build_classifier(str(tiny_model_dir), LABELS, pooling=pooling, token_weighting="auto")[0]
+               .classifier_config.token_weighting for pooling in ("mean", "cls", "auto")}
+    assert choices == {"mean": "idf", "cls": "none", "auto": "none"}  # auto pooling: cls for a plain BERT
