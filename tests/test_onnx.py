@@ -87,8 +87,10 @@ def test_onnx_gives_the_pytorch_paths_and_logits_within_float_error(exported):
 def test_the_export_is_a_complete_folder_without_the_pytorch_weights(exported):
     run, fp32, int8, _ = exported
     source = {p.relative_to(run) for p in run.rglob("*") if p.is_file()}
-    weights = {p for p in source if p.name in ("model.safetensors", "head.safetensors")}
-    assert len(weights) == 6 and any(p.name == "lexical.json" for p in source)
+    from callreason.onnx_backend import WEIGHT_FILES
+
+    weights = {p for p in source if p.name in WEIGHT_FILES}  # the IDF token weights too (the default for MiniLM-like)
+    assert len(weights) == 9 and any(p.name == "lexical.json" for p in source)
     for folder in (fp32, int8):
         written = {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()}
         shared = json.loads((folder / "metadata.json").read_text())["onnx"]["shared_bottom_layers"] > 0
