@@ -177,9 +177,8 @@ class SharedEncodings:
     texts' token ids and frozen-bottom outputs (:func:`cached_rows`), and its pooled vectors under the untrained
     encoder (:meth:`starting_pooled`: the linear probe's features and the starting scores). Keyed by the base
     encoder, pooling (with its token weights), max_length, frozen depth and the texts themselves, so a level whose
-    inputs differ computes its own. The neighbour index and validation scores after training reuse the
-    frozen-bottom outputs, so only the trained layers run again (and nothing does for a level that kept its
-    probe)."""
+    inputs differ computes its own. The neighbour index and validation scores after training reuse the frozen-bottom outputs,
+    so only the trained layers run again (and nothing does for a level that kept its probe)."""
 
     def __init__(self) -> None:
         self._encoded: dict[tuple, tuple[list[list[int]], list[torch.Tensor] | None, int]] = {}
